@@ -1,0 +1,129 @@
+# felhom-agent — top-level build.
+#
+#   make                      build/felhom-agent (and other binaries in build/)
+#   make SANITIZE=address,undefined   same, instrumented, in build/san-address,undefined/
+#   make SANITIZE=thread      ThreadSanitizer build
+#   make check                every test, plain and under ASan+UBSan; ends "N passed, N failed"
+#   make bench                benchmarks (figures, never pass/fail)
+#   make demo                 --selftest against the bundled simulated Proxmox host
+#   make deps                 install the Debian 12 packages the build and tests need
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+CC       ?= cc
+RAGEL    ?= ragel
+PYTHON   ?= python3
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-unknown)
+
+DEB_PKGS := build-essential make pkg-config ragel libcurl4-openssl-dev libwolfssl-dev \
+            liblmdb-dev libyajl-dev python3 openssl ca-certificates binutils git
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wmissing-declarations -Wformat=2 -Wformat-security -Wvla -Wwrite-strings \
+        -Wpointer-arith -Wcast-qual -Wcast-align -Wundef -Wnested-externs \
+        -Wold-style-definition -Wredundant-decls -Wdeclaration-after-statement \
+        -Wbad-function-cast -Wfloat-equal -Wimplicit-fallthrough -Wnull-dereference \
+        -Wdouble-promotion -Wconversion -Wno-sign-conversion
+
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+
+comma := ,
+ifeq ($(SANITIZE),)
+  BUILD   := build
+  OPT     := -O2
+  SANFLAGS :=
+else
+  BUILD   := build/san-$(subst $(comma),-,$(SANITIZE))
+  OPT     := -O1 -fno-omit-frame-pointer
+  SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+  ifeq ($(SANITIZE),thread)
+    HARDEN := -fPIE
+  endif
+endif
+
+CPPFLAGS += -Iinclude -Igen -D_GNU_SOURCE -DFH_VERSION='"$(VERSION)"'
+CFLAGS   += -std=c17 -g $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP
+LDFLAGS  += $(LDHARDEN) $(SANFLAGS)
+LDLIBS   += -lcurl -lwolfssl -llmdb -lyajl -lpthread -lm
+
+# Ragel: machines/NAME.rl -> gen/NAME.c. Every file a machine imports is a
+# prerequisite (RL_DEPS_NAME), so editing it regenerates the machine.
+RL_SRC  := $(wildcard machines/*.rl)
+RL_GEN  := $(patsubst machines/%.rl,gen/%.c,$(RL_SRC))
+RL_INC  := $(wildcard machines/*.rlh)
+
+gen/%.c: machines/%.rl $(RL_INC) | gen
+	$(RAGEL) -G2 -C -I machines -o $@ $<
+
+gen $(BUILD) $(BUILD)/obj $(BUILD)/obj/gen $(BUILD)/obj/test:
+	@mkdir -p $@
+
+# Library objects: everything in src/ except main, plus the generated machines.
+LIB_SRC  := $(filter-out src/main.c src/opsign.c,$(wildcard src/*.c))
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
+            $(patsubst gen/%.c,$(BUILD)/obj/gen/%.o,$(RL_GEN))
+
+$(BUILD)/obj/%.o: src/%.c $(RL_GEN) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: gen/%.c | $(BUILD)/obj/gen
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/test/%.o: test/%.c $(RL_GEN) | $(BUILD)/obj/test
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itest -c -o $@ $<
+
+$(BUILD)/libfelhom.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/felhom-agent: $(BUILD)/obj/main.o $(BUILD)/libfelhom.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests: each test/test_*.c is one program, linked with the harness.
+TEST_SRC  := $(wildcard test/test_*.c)
+TEST_BIN  := $(patsubst test/%.c,$(BUILD)/%,$(TEST_SRC))
+BENCH_SRC := $(wildcard test/bench_*.c)
+BENCH_BIN := $(patsubst test/%.c,$(BUILD)/%,$(BENCH_SRC))
+HARNESS   := $(patsubst test/%.c,$(BUILD)/obj/test/%.o,$(filter-out test/test_% test/bench_% test/fuzz_%,$(wildcard test/*.c)))
+
+$(TEST_BIN) $(BENCH_BIN): $(BUILD)/%: $(BUILD)/obj/test/%.o $(HARNESS) $(BUILD)/libfelhom.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+all: $(BUILD)/felhom-agent
+.DEFAULT_GOAL := all
+
+tests: $(BUILD)/felhom-agent $(TEST_BIN)
+benches: $(BUILD)/felhom-agent $(BENCH_BIN)
+
+# make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
+check: deps-check
+	$(MAKE) --no-print-directory tests
+	$(MAKE) --no-print-directory SANITIZE=address,undefined tests
+	$(PYTHON) test/run build build/san-address-undefined
+
+bench: deps-check
+	$(MAKE) --no-print-directory benches
+	$(PYTHON) test/bench build
+
+demo: deps-check all
+	$(PYTHON) test/demo build/felhom-agent
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PKGS); \
+	else \
+	  echo "run as root: apt-get update && apt-get install -y --no-install-recommends $(DEB_PKGS)"; exit 1; \
+	fi
+
+# Installs what is missing (as root), or says exactly what to install.
+deps-check:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "missing packages:$$missing"; $(MAKE) --no-print-directory deps; fi
+
+clean:
+	rm -rf build gen
+
+.PHONY: all tests benches check bench demo deps deps-check clean
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/gen/*.d $(BUILD)/obj/test/*.d)

@@ -1,0 +1,501 @@
+/* main.c — felhom-agent's command line: parses flags, loads the config,
+ * and runs one mode. Library code returns errors; this file decides what
+ * to print and the exit status (0 ok, 1 failure, 2 usage). */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+#include "pve.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+	"usage: felhom-agent [--config PATH] [--state-dir DIR] [MODE]\n"
+	"\n"
+	"modes:\n"
+	"  (none)                 run the daemon (not available in this version)\n"
+	"  --selftest[=read]      read-only report of the Proxmox host: version, nodes,\n"
+	"                         node status, guests with their config, storage\n"
+	"  --selftest=task --vmid N\n"
+	"                         snapshot -> rollback -> delete-snapshot on guest N,\n"
+	"                         each task waited for\n"
+	"  --print-config         print the effective configuration, secrets redacted\n"
+	"  --version              print the version\n"
+	"  --help                 this text\n"
+	"\n"
+	"options:\n"
+	"  --config PATH          config file (default " CFG_DEFAULT_PATH ")\n"
+	"  --state-dir DIR        durable state directory (overrides state_dir)\n"
+	"  --vmid N               guest for --selftest=task\n"
+	"\n"
+	"Every config key can be overridden by FELHOM_AGENT_<SECTION>_<KEY>.\n";
+
+enum mode { MODE_DAEMON, MODE_SELFTEST_READ, MODE_SELFTEST_TASK, MODE_SELFTEST_HUB, MODE_PRINT_CONFIG,
+	    MODE_VERSION, MODE_HELP };
+
+struct args {
+	enum mode mode;
+	int mode_set;
+	const char *config;
+	const char *state_dir;
+	long vmid;
+};
+
+static struct pve_client *volatile g_client;
+
+static void on_signal(int sig)
+{
+	struct pve_client *c = g_client;
+
+	(void)sig;
+	if (c)
+		pve_cancel(c);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("felhom-agent: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Value of "--flag=value" or of the next argument. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (*i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+static int set_mode(struct args *a, enum mode m, const char *flag)
+{
+	if (a->mode_set)
+		return usage_error("%s: only one mode at a time", flag);
+	a->mode = m;
+	a->mode_set = 1;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	int i, r;
+
+	memset(a, 0, sizeof(*a));
+	a->mode = MODE_DAEMON;
+	a->vmid = -1;
+	for (i = 1; i < argc; i++) {
+		const char *s = argv[i], *v;
+		if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+			r = set_mode(a, MODE_HELP, s);
+		} else if (!strcmp(s, "--version")) {
+			r = set_mode(a, MODE_VERSION, s);
+		} else if (!strcmp(s, "--print-config")) {
+			r = set_mode(a, MODE_PRINT_CONFIG, s);
+		} else if (!strcmp(s, "--selftest") || !strcmp(s, "--selftest=read")) {
+			r = set_mode(a, MODE_SELFTEST_READ, s);
+		} else if (!strcmp(s, "--selftest=task")) {
+			r = set_mode(a, MODE_SELFTEST_TASK, s);
+		} else if (!strcmp(s, "--selftest=hub")) {
+			r = set_mode(a, MODE_SELFTEST_HUB, s);
+		} else if (!strncmp(s, "--selftest=", 11)) {
+			return usage_error("unknown selftest \"%.40s\" (want read|task|hub)", s + 11);
+		} else if (!strcmp(s, "--config") || !strncmp(s, "--config=", 9)) {
+			v = flag_value(argc, argv, &i, "--config");
+			if (!v || !*v)
+				return usage_error("%s needs a path", "--config");
+			a->config = v;
+			r = 0;
+		} else if (!strcmp(s, "--state-dir") || !strncmp(s, "--state-dir=", 12)) {
+			v = flag_value(argc, argv, &i, "--state-dir");
+			if (!v || v[0] != '/')
+				return usage_error("%s needs an absolute path", "--state-dir");
+			a->state_dir = v;
+			r = 0;
+		} else if (!strcmp(s, "--vmid") || !strncmp(s, "--vmid=", 7)) {
+			char *end;
+			v = flag_value(argc, argv, &i, "--vmid");
+			if (!v)
+				return usage_error("%s needs a number", "--vmid");
+			a->vmid = strtol(v, &end, 10);
+			if (end == v || *end || a->vmid < 100 || a->vmid > 999999999)
+				return usage_error("--vmid \"%.20s\": want a vmid 100..999999999", v);
+			r = 0;
+		} else {
+			return usage_error("unknown argument \"%.60s\"", s);
+		}
+		if (r)
+			return r;
+	}
+	if (a->vmid >= 0 && a->mode != MODE_SELFTEST_TASK)
+		return usage_error("%s is only for --selftest=task", "--vmid");
+	if (a->mode == MODE_SELFTEST_TASK && a->vmid < 0)
+		return usage_error("%s needs --vmid N (the guest to snapshot and roll back)", "--selftest=task");
+	return 0;
+}
+
+/* Registers the configured secrets with the logger's scrubber. */
+static void guard_secrets(const struct cfg *c)
+{
+	const char *eq;
+
+	if (c->proxmox.token) {
+		log_add_secret(c->proxmox.token);
+		eq = strrchr(c->proxmox.token, '=');
+		if (eq)
+			log_add_secret(eq + 1);
+	}
+	if (c->hub.api_key)
+		log_add_secret(c->hub.api_key);
+}
+
+static int make_client(const struct cfg *c, struct pve_client **out)
+{
+	struct pve_opts o;
+	struct pve_err e;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	o.endpoint = c->proxmox.endpoint;
+	o.node = c->proxmox.node;
+	o.token = c->proxmox.token;
+	o.ca_file = c->proxmox.ca_file;
+	o.tls_fingerprint = c->proxmox.tls_fingerprint;
+	o.insecure_skip_verify = c->proxmox.insecure_skip_verify;
+	o.request_timeout_ms = (long)c->proxmox.timeout_seconds * 1000L;
+	o.poll_initial_ms = (long)c->proxmox.task_poll_initial_ms;
+	o.poll_max_ms = (long)c->proxmox.task_poll_max_ms;
+	o.task_timeout_ms = (long)c->proxmox.task_timeout_seconds * 1000L;
+	o.max_guests = (unsigned)c->proxmox.max_guests;
+	r = pve_client_new(&o, out, &e);
+	if (r) {
+		log_event(LOG_ERROR, "proxmox.client", "error", fh_strerror(r), "reason", e.reason, NULL);
+		return r;
+	}
+	if (c->proxmox.insecure_skip_verify)
+		log_event(LOG_WARN, "proxmox.tls", "msg",
+			  "insecure_skip_verify is on: the Proxmox certificate is NOT verified (loopback only)",
+			  NULL);
+	g_client = *out;
+	return 0;
+}
+
+static void print_err(const char *step, int r, const struct pve_err *e)
+{
+	printf("  %s: FAILED %s", step, fh_strerror(r));
+	if (e->http_status)
+		printf(" (HTTP %ld)", e->http_status);
+	if (e->reason[0])
+		printf(": %s", e->reason);
+	if (e->privilege[0])
+		printf(" [missing privilege %s on %s]", e->privilege, e->perm_path);
+	printf("\n");
+	log_event(LOG_WARN, "selftest.step_failed", "step", step, "error", fh_strerror(r), "reason", e->reason,
+		  "privilege", e->privilege, NULL);
+}
+
+static double gib(int64_t b)
+{
+	return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+static double pct(int64_t part, int64_t whole)
+{
+	return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* The read-only selftest. Returns the exit status. */
+static int selftest_read(const struct cfg *c)
+{
+	struct pve_client *pc = NULL;
+	struct pve_err e;
+	struct pve_version v;
+	struct pve_node_entry *nodes = NULL;
+	struct pve_node_status ns;
+	struct pve_guest *guests = NULL;
+	struct pve_storage *st = NULL;
+	struct pve_stats stats;
+	size_t nn = 0, ng = 0, nst = 0, i;
+	int r, failed = 0, calls = 0, forbidden = 0, empty = 0;
+
+	if (make_client(c, &pc))
+		return 1;
+	printf("felhom-agent %s selftest (read-only; nothing is changed)\n", FH_VERSION);
+	printf("endpoint %s node %s trust %s\n", c->proxmox.endpoint, c->proxmox.node,
+	       c->proxmox.tls_fingerprint ? "fingerprint-pin" : c->proxmox.ca_file ? "ca-file" :
+	       c->proxmox.insecure_skip_verify ? "INSECURE" : "system-roots");
+
+	r = pve_get_version(pc, &v, &e);
+	if (r) {
+		print_err("version", r, &e);
+		failed++;
+		if (r == FH_ERR_TLS_PIN || r == FH_ERR_TLS || r == FH_ERR_TRANSPORT || r == FH_ERR_HTTP_401)
+			goto done;   /* nothing else can work */
+	} else {
+		printf("version: %s (release %s, repoid %s)\n", v.version, v.release, v.repoid);
+	}
+
+	calls++;
+	r = pve_list_nodes(pc, &nodes, &nn, &e);
+	if (r) {
+		print_err("nodes", r, &e);
+		failed++;
+		forbidden += r == FH_ERR_HTTP_403;
+	} else {
+		int found = 0;
+		empty += nn == 0;
+		printf("nodes: %zu\n", nn);
+		for (i = 0; i < nn; i++) {
+			printf("  %s %s%s%s\n", nodes[i].node, nodes[i].status,
+			       nodes[i].ssl_fingerprint[0] ? " fingerprint " : "", nodes[i].ssl_fingerprint);
+			found |= !strcmp(nodes[i].node, c->proxmox.node);
+		}
+		if (!found) {
+			printf("  node %s: FAILED not_found: the configured node is not in /nodes\n", c->proxmox.node);
+			failed++;
+		}
+	}
+
+	calls++;
+	r = pve_node_status(pc, &ns, &e);
+	if (r) {
+		print_err("node status", r, &e);
+		failed++;
+		forbidden += r == FH_ERR_HTTP_403;
+	} else {
+		printf("node status: cpu %.1f%% (%d cpus) memory %.1f/%.1f GiB (%.0f%%) rootfs %.1f/%.1f GiB "
+		       "(%.0f%%) load %s %s %s uptime %llds\n",
+		       ns.cpu * 100.0, ns.cpus, gib(ns.mem_used), gib(ns.mem_total), pct(ns.mem_used, ns.mem_total),
+		       gib(ns.rootfs_used), gib(ns.rootfs_total), pct(ns.rootfs_used, ns.rootfs_total),
+		       ns.loadavg[0], ns.loadavg[1], ns.loadavg[2], (long long)ns.uptime);
+		printf("  %s, kernel %s\n", ns.pveversion, ns.kversion);
+	}
+
+	calls++;
+	r = pve_list_lxc(pc, &guests, &ng, &e);
+	if (r) {
+		print_err("guests", r, &e);
+		failed++;
+		forbidden += r == FH_ERR_HTTP_403;
+	} else {
+		empty += ng == 0;
+		printf("guests: %zu\n", ng);
+		for (i = 0; i < ng; i++) {
+			struct pve_guest_config gc;
+			char step[48];
+			printf("  %d %-8s %s", guests[i].vmid, guests[i].status[0] ? guests[i].status : "unknown",
+			       guests[i].name);
+			calls++;
+			r = pve_guest_config(pc, guests[i].vmid, &gc, &e);
+			if (r) {
+				printf("\n");
+				snprintf(step, sizeof(step), "guest %d config", guests[i].vmid);
+				print_err(step, r, &e);
+				failed++;
+				forbidden += r == FH_ERR_HTTP_403;
+				continue;
+			}
+			printf(" cores %d memory %lld MiB swap %lld MiB rootfs %lld GiB%s\n", gc.cores,
+			       (long long)gc.memory_mib, (long long)gc.swap_mib, (long long)gc.rootfs_gib,
+			       gc.unprivileged ? " unprivileged" : " PRIVILEGED");
+			pve_guest_config_free(&gc);
+		}
+	}
+
+	calls++;
+	r = pve_node_storage(pc, &st, &nst, &e);
+	if (r) {
+		print_err("storage", r, &e);
+		failed++;
+		forbidden += r == FH_ERR_HTTP_403;
+	} else {
+		empty += nst == 0;
+		printf("storage: %zu\n", nst);
+		for (i = 0; i < nst; i++)
+			printf("  %-12s %-8s %s %.1f/%.1f GiB (%.0f%%) content %s\n", st[i].storage, st[i].type,
+			       st[i].active ? "active  " : "INACTIVE", gib(st[i].used), gib(st[i].total),
+			       st[i].used_fraction * 100.0, st[i].content);
+	}
+	/* Privilege-separated tokens start with an empty ACL: the privileged
+	 * reads answer 403 and the lists come back silently empty. */
+	if (forbidden > 0 && forbidden + empty >= calls - 1)
+		printf("hint: every call was refused or empty: the token's privilege-separated ACL is probably "
+		       "empty; grant the role to the token as well as the user (see docs/PROXMOX.md)\n");
+done:
+	pve_stats(pc, &stats);
+	printf("result: %s (%lu requests, %lu connections, %lu pin probes)\n", failed ? "FAILED" : "ok",
+	       stats.requests, stats.connects, stats.pin_probes);
+	log_event(failed ? LOG_WARN : LOG_INFO, "selftest.done", "mode", "read", "failed_steps",
+		  failed ? "yes" : "no", NULL);
+	g_client = NULL;
+	free(nodes);
+	free(guests);
+	free(st);
+	pve_client_free(pc);
+	return failed ? 1 : 0;
+}
+
+/* Posts one mutation and waits for its task; prints one line. */
+static int run_task(struct pve_client *pc, const char *what, int r, const char *upid, struct pve_err *e)
+{
+	struct pve_task_result res;
+
+	if (r) {
+		print_err(what, r, e);
+		return r;
+	}
+	printf("  %s: posted %s\n", what, upid);
+	r = pve_task_wait(pc, upid, &res, e);
+	if (r) {
+		print_err(what, r, e);
+		if (e->log_tail[0])
+			printf("    log tail: %s\n", e->log_tail);
+		return r;
+	}
+	printf("  %s: %s\n", what, res.exitstatus);
+	if (res.warnings)
+		log_event(LOG_WARN, "selftest.task_warnings", "step", what, "exitstatus", res.exitstatus, "log_tail",
+			  res.log_tail, NULL);
+	return 0;
+}
+
+/* snapshot -> rollback -> delete-snapshot on one guest, each waited for. */
+static int selftest_task(const struct cfg *c, int vmid)
+{
+	struct pve_client *pc = NULL;
+	struct pve_err e;
+	struct pve_guest g;
+	struct pve_stats stats;
+	char upid[UPID_MAX], snap[48];
+	int r, failed = 0;
+
+	if (make_client(c, &pc))
+		return 1;
+	printf("felhom-agent %s selftest=task on guest %d (snapshot -> rollback -> delete)\n", FH_VERSION, vmid);
+	r = pve_guest_status(pc, vmid, &g, &e);
+	if (r) {
+		print_err("guest status", r, &e);
+		failed = 1;
+		goto done;
+	}
+	snprintf(snap, sizeof(snap), "felhom-selftest-%lld", (long long)time(NULL));
+	r = pve_snapshot(pc, vmid, snap, "felhom-agent selftest; safe to delete", upid, &e);
+	if (run_task(pc, "snapshot", r, upid, &e)) {
+		failed = 1;
+		goto done;
+	}
+	r = pve_rollback(pc, vmid, snap, upid, &e);
+	if (run_task(pc, "rollback", r, upid, &e))
+		failed = 1;
+	/* the snapshot is ours: remove it even when the rollback failed */
+	r = pve_delete_snapshot(pc, vmid, snap, upid, &e);
+	if (run_task(pc, "delete snapshot", r, upid, &e))
+		failed = 1;
+done:
+	pve_stats(pc, &stats);
+	printf("result: %s (%lu requests, %lu connections)\n", failed ? "FAILED" : "ok", stats.requests,
+	       stats.connects);
+	g_client = NULL;
+	pve_client_free(pc);
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	struct cfg *c = NULL;
+	char err[512];
+	unsigned need = 0;
+	int r;
+
+	r = parse_args(argc, argv, &a);
+	if (r)
+		return r;
+	if (a.mode == MODE_HELP) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (a.mode == MODE_VERSION) {
+		printf("felhom-agent %s\n", FH_VERSION);
+		return 0;
+	}
+	log_setup(LOG_INFO, LOG_FMT_LOGFMT, stderr);
+	if (cfg_load(a.config, NULL, &c, err, sizeof(err))) {
+		fprintf(stderr, "felhom-agent: config: %s\n", err);
+		return 1;
+	}
+	guard_secrets(c);
+	if (a.state_dir && cfg_set_state_dir(c, a.state_dir)) {
+		cfg_free(c);
+		return 1;
+	}
+	switch (a.mode) {
+	case MODE_SELFTEST_READ:
+	case MODE_SELFTEST_TASK:
+		need = CFG_NEED_PROXMOX;
+		break;
+	case MODE_SELFTEST_HUB:
+	case MODE_DAEMON:
+		need = CFG_NEED_PROXMOX | CFG_NEED_HUB;
+		break;
+	default:
+		need = 0;
+		break;
+	}
+	if (cfg_validate(c, need, err, sizeof(err))) {
+		fprintf(stderr, "felhom-agent: config: %s\n", err);
+		cfg_free(c);
+		return 1;
+	}
+	{
+		int lvl = log_level_parse(c->log.level), fmt = log_format_parse(c->log.format);
+		log_setup((enum log_level)lvl, (enum log_format)fmt, stderr);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	switch (a.mode) {
+	case MODE_PRINT_CONFIG:
+		r = cfg_print(c, stdout) ? 1 : 0;
+		fputc('\n', stdout);
+		break;
+	case MODE_SELFTEST_READ:
+		r = selftest_read(c);
+		break;
+	case MODE_SELFTEST_TASK:
+		r = selftest_task(c, (int)a.vmid);
+		break;
+	case MODE_SELFTEST_HUB:
+	case MODE_DAEMON:
+		fprintf(stderr, "felhom-agent: %s is not available in this version\n",
+			a.mode == MODE_DAEMON ? "the daemon" : "--selftest=hub");
+		r = 1;
+		break;
+	default:
+		r = 1;
+		break;
+	}
+	curl_global_cleanup();
+	cfg_free(c);
+	log_clear_secrets();
+	return r;
+}

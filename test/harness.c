@@ -1,0 +1,132 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+
+static int g_passed, g_failed, g_cur_failed;
+static const char *g_cur;
+
+const char *t_errname(int code)
+{
+	return fh_strerror(code);
+}
+
+void t_fail(const char *file, int line, const char *expr)
+{
+	t_failf(file, line, "%s", expr);
+}
+
+void t_failf(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!g_cur_failed)
+		printf("FAIL %s\n", g_cur ? g_cur : "?");
+	g_cur_failed++;
+	printf("  %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+void t_run(const char *name, void (*fn)(void))
+{
+	g_cur = name;
+	g_cur_failed = 0;
+	fn();
+	if (g_cur_failed)
+		g_failed++;
+	else {
+		g_passed++;
+		printf("ok %s\n", name);
+	}
+	fflush(stdout);
+	g_cur = NULL;
+}
+
+int t_done(void)
+{
+	printf("# passed %d failed %d\n", g_passed, g_failed);
+	fflush(stdout);
+	return g_failed ? 1 : 0;
+}
+
+void t_tmpdir(char *out, size_t outlen)
+{
+	const char *base = getenv("TMPDIR");
+	int n;
+
+	if (!base || !*base)
+		base = "/tmp";
+	n = snprintf(out, outlen, "%s/felhom-test-XXXXXX", base);
+	if (n < 0 || (size_t)n >= outlen || !mkdtemp(out)) {
+		fprintf(stderr, "t_tmpdir: %s\n", strerror(errno));
+		abort();
+	}
+}
+
+char *t_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		size_t r;
+		if (cap - n < 4096) {
+			char *q = realloc(p, cap + 65536);
+			if (!q) {
+				free(p);
+				fclose(f);
+				return NULL;
+			}
+			p = q;
+			cap += 65536;
+		}
+		r = fread(p + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	p[n] = '\0';
+	if (len)
+		*len = n;
+	return p;
+}
+
+int t_write_file(const char *path, const char *data, int mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	size_t n = strlen(data), off = 0;
+
+	if (fd < 0)
+		return -1;
+	while (off < n) {
+		ssize_t w = write(fd, data + off, n - off);
+		if (w < 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return close(fd);
+}
+
+const char *t_build_dir(void)
+{
+	const char *b = getenv("FH_BUILD_DIR");
+	return b && *b ? b : "build";
+}
