@@ -82,7 +82,7 @@ struct cfg {
  * envp (NULL = environ), resolves secrets given by reference, applies
  * defaults. On error returns FH_ERR_CONFIG and writes one line naming the
  * file/variable and key path into err. *out is freed with cfg_free. */
-int cfg_load(const char *path, char *const envp[], struct cfg **out, char *err, size_t errlen);
+int cfg_load(const char *path, const char *const envp[], struct cfg **out, char *err, size_t errlen);
 /* Checks what the mode needs (bitmask of enum cfg_need); FH_ERR_CONFIG
  * with the key path in err. */
 int cfg_validate(const struct cfg *c, unsigned need, char *err, size_t errlen);

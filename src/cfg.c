@@ -395,7 +395,7 @@ static void env_name(const struct key *k, char *out, size_t outlen)
 		*p = (char)toupper((unsigned char)*p);
 }
 
-static const char *env_get(char *const envp[], const char *name)
+static const char *env_get(const char *const envp[], const char *name)
 {
 	size_t n = strlen(name), i;
 
@@ -494,7 +494,7 @@ static int apply_env_value(struct cfg *c, const struct key *k, const char *v, co
 	return FH_ERR_INTERNAL;
 }
 
-static int apply_env(struct cfg *c, char *const envp[], char *err, size_t errlen)
+static int apply_env(struct cfg *c, const char *const envp[], char *err, size_t errlen)
 {
 	char name[96];
 	size_t i;
@@ -605,7 +605,7 @@ out:
 }
 
 /* Inline value, file reference, or systemd credential — exactly one source. */
-static int resolve_secret(struct cfg *c, char *const envp[], const char *section, const char *name,
+static int resolve_secret(struct cfg *c, const char *const envp[], const char *section, const char *name,
 			  char **inline_v, char *file, const char *cred, char *err, size_t errlen)
 {
 	const char *credir = env_get(envp, "CREDENTIALS_DIRECTORY");
@@ -641,7 +641,7 @@ static int resolve_secret(struct cfg *c, char *const envp[], const char *section
 	return 0;
 }
 
-int cfg_load(const char *path, char *const envp[], struct cfg **out, char *err, size_t errlen)
+int cfg_load(const char *path, const char *const envp[], struct cfg **out, char *err, size_t errlen)
 {
 	struct cfg *c = calloc(1, sizeof(*c));
 	const char *file = path ? path : CFG_DEFAULT_PATH;
@@ -654,7 +654,7 @@ int cfg_load(const char *path, char *const envp[], struct cfg **out, char *err, 
 	if (!c)
 		return FH_ERR_NOMEM;
 	if (!envp)
-		envp = environ;
+		envp = (const char *const *)environ;
 	preset_scalars(c);
 	c->source = strdup(file);
 	if (!c->source) {
