@@ -62,13 +62,14 @@ struct priv_golden {
 };
 int priv_pct_create_golden(struct priv *p, const struct priv_golden *g, struct priv_err *err);
 
-/* Mount a filesystem by UUID: `mount -o OPTS UUID=... TARGET`.
+/* Mount a filesystem by UUID: `mount -t FSTYPE -o nodev,nosuid[,OPTS] UUID=... TARGET`.
  * Why not the API: host mounts are not a Proxmox API operation. */
 int priv_mount_uuid(struct priv *p, const char *uuid, const char *target,
 		    const char *fstype, const char *options, struct priv_err *err);
 
-/* `smartctl --json -a DEV` (stdout kept even for smartctl's bit-mask
- * non-zero exits below 8, which report disk state, not failure).
+/* `smartctl --json -a DEV`. smartctl's exit status is a bit mask: bits 0-1
+ * mean the command failed; bits 2-7 report disk state (8 = failing), so
+ * any exit with bits 0-1 clear is success and stdout is kept.
  * Why not the API: the API's SMART view is text/attribute lists per disk and
  * needs Sys.Audit on /; the JSON form and NVMe wear are only in smartctl. */
 int priv_smartctl(struct priv *p, const char *dev, struct buf *out, struct priv_err *err);
