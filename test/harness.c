@@ -130,3 +130,85 @@ const char *t_build_dir(void)
 	const char *b = getenv("FH_BUILD_DIR");
 	return b && *b ? b : "build";
 }
+
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+static int drain(int fd, char **dst, size_t *len, size_t *cap)
+{
+	char tmp[4096];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+
+	if (n <= 0)
+		return 0;
+	if (*len + (size_t)n + 1 > *cap) {
+		size_t nc = (*cap ? *cap * 2 : 8192) + (size_t)n;
+		char *p = realloc(*dst, nc);
+		if (!p)
+			abort();
+		*dst = p;
+		*cap = nc;
+	}
+	memcpy(*dst + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+	(*dst)[*len] = '\0';
+	return 1;
+}
+
+int t_run_cmd(const char *const argv[], const char *const envp[], char **out, char **err)
+{
+	posix_spawn_file_actions_t fa;
+	int po[2], pe[2], st = 0, open_fds = 2;
+	char *bo = NULL, *be = NULL;
+	size_t lo = 0, co = 0, le = 0, ce = 0;
+	pid_t pid;
+
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv,
+			(char *const *)(uintptr_t)envp)) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(po[1]);
+	close(pe[1]);
+	while (open_fds > 0) {
+		struct pollfd p[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
+		if (poll(p, 2, -1) < 0)
+			break;
+		if (p[0].revents && p[0].fd >= 0 && !drain(po[0], &bo, &lo, &co)) {
+			close(po[0]);
+			po[0] = -1;
+			open_fds--;
+		}
+		if (p[1].revents && p[1].fd >= 0 && !drain(pe[0], &be, &le, &ce)) {
+			close(pe[0]);
+			pe[0] = -1;
+			open_fds--;
+		}
+	}
+	waitpid(pid, &st, 0);
+	if (!bo)
+		bo = calloc(1, 1);
+	if (!be)
+		be = calloc(1, 1);
+	if (out)
+		*out = bo;
+	else
+		free(bo);
+	if (err)
+		*err = be;
+	else
+		free(be);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}

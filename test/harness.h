@@ -44,4 +44,9 @@ const char *t_build_dir(void);
 
 const char *t_errname(int code);
 
+/* Runs argv[0] (a path) with exactly envp, stdin /dev/null, capturing
+ * stdout and stderr (each NUL-terminated, caller frees; may be NULL to
+ * discard). Returns the exit status, 128+signal, or -1. */
+int t_run_cmd(const char *const argv[], const char *const envp[], char **out, char **err);
+#endif
 #endif
