@@ -49,4 +49,3 @@ const char *t_errname(int code);
  * discard). Returns the exit status, 128+signal, or -1. */
 int t_run_cmd(const char *const argv[], const char *const envp[], char **out, char **err);
 #endif
-#endif
