@@ -426,6 +426,7 @@ int main(int argc, char **argv)
 	unsigned need = 0;
 	int r;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	r = parse_args(argc, argv, &a);
 	if (r)
 		return r;
