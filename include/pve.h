@@ -235,7 +235,8 @@ int pve_delete_snapshot(struct pve_client *c, int vmid, const char *name, char u
 /* PUT config: set the given pairs, delete the listed keys (comma list or
  * NULL), with the digest guard when digest is not NULL. Proxmox answers
  * synchronously (null) or with a UPID: upid is "" in the first case. */
-int pve_set_config(struct pve_client *c, int vmid, const struct pve_kv *set, size_t nset,
+struct pve_param { const char *key, *value; };
+int pve_set_config(struct pve_client *c, int vmid, const struct pve_param *set, size_t nset,
 		   const char *delete_keys, const char *digest, char upid[UPID_MAX], struct pve_err *e);
 
 int pve_start(struct pve_client *c, int vmid, char upid[UPID_MAX], struct pve_err *e);

@@ -561,10 +561,22 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 		/* The reason phrase is the message; newer servers add "message". */
 		set_reason(e, "%s", c->status_reason[0] ? c->status_reason : "(no reason)");
 		if (c->body.len && !json_parse(c->body.data, c->body.len, pve_limits(c), &doc, NULL, 0)) {
+			const struct json *errs = json_get(doc, "errors");
 			const char *m;
+			size_t i;
 			msg = json_get(doc, "message");
 			if (!json_str(msg, &m) && *m && !c->status_reason[0])
 				set_reason(e, "%s", m);
+			/* 400s name the offending parameters: "upid: no such task" */
+			for (i = 0; e && errs && errs->type == JSON_OBJECT && i < errs->n; i++) {
+				size_t used = strlen(e->reason);
+				if (json_str(errs->items[i], &m) || used + 8 >= sizeof(e->reason))
+					break;
+				snprintf(e->reason + used, sizeof(e->reason) - used, "%s%s: %s", i ? "; " : " (",
+					 errs->keys[i], m);
+				if (i + 1 == errs->n || strlen(e->reason) + 2 >= sizeof(e->reason))
+					strncat(e->reason, ")", sizeof(e->reason) - strlen(e->reason) - 1);
+			}
 		}
 		if (e && r == FH_ERR_HTTP_403)
 			pve_parse_permission(e->reason, e->privilege, sizeof(e->privilege), e->perm_path,
@@ -1447,7 +1459,7 @@ int pve_delete_snapshot(struct pve_client *c, int vmid, const char *name, char u
 	return snap_op(c, vmid, name, "DELETE", "", upid, e);
 }
 
-int pve_set_config(struct pve_client *c, int vmid, const struct pve_kv *set, size_t nset,
+int pve_set_config(struct pve_client *c, int vmid, const struct pve_param *set, size_t nset,
 		   const char *delete_keys, const char *digest, char upid[UPID_MAX], struct pve_err *e)
 {
 	struct form f;
