@@ -725,19 +725,31 @@ out:
 	return r;
 }
 
-static int get_object(struct pve_client *c, const char *path, decode_fn fn, void *dst, struct pve_err *e)
+/* GETs path, expects an object, decodes it into a zeroed copy of *dst that
+ * replaces *dst only on success. */
+static int get_object(struct pve_client *c, const char *path, decode_fn fn, void *dst, size_t size,
+		      struct pve_err *e)
 {
 	struct json *root = NULL;
 	const struct json *data;
 	struct dec d = { e, 0 };
+	void *tmp;
 	int r = request(c, "GET", path, NULL, &root, &data, e);
 
 	if (r)
 		return r;
 	r = want_type(data, JSON_OBJECT, e);
 	if (!r) {
-		fn(&d, data, dst);
-		r = d.r ? fail(e, d.r) : 0;
+		tmp = calloc(1, size);
+		if (!tmp) {
+			r = fail(e, FH_ERR_NOMEM);
+		} else {
+			fn(&d, data, tmp);
+			r = d.r ? fail(e, d.r) : 0;
+			if (!r)
+				memcpy(dst, tmp, size);
+			free(tmp);
+		}
 	}
 	json_free(root);
 	return r;
@@ -758,14 +770,7 @@ static void dec_version(struct dec *d, const struct json *o, void *dst)
 
 int pve_get_version(struct pve_client *c, struct pve_version *out, struct pve_err *e)
 {
-	struct pve_version v;
-	int r;
-
-	memset(&v, 0, sizeof(v));
-	r = get_object(c, "/version", dec_version, &v, e);
-	if (!r)
-		*out = v;
-	return r;
+	return get_object(c, "/version", dec_version, out, sizeof(*out), e);
 }
 
 static void dec_node(struct dec *d, const struct json *o, void *dst)
@@ -824,16 +829,10 @@ static void dec_node_status(struct dec *d, const struct json *o, void *dst)
 
 int pve_node_status(struct pve_client *c, struct pve_node_status *out, struct pve_err *e)
 {
-	struct pve_node_status s;
 	char path[128];
-	int r;
 
-	memset(&s, 0, sizeof(s));
 	snprintf(path, sizeof(path), "/nodes/%s/status", c->node);
-	r = get_object(c, path, dec_node_status, &s, e);
-	if (!r)
-		*out = s;
-	return r;
+	return get_object(c, path, dec_node_status, out, sizeof(*out), e);
 }
 
 static void dec_guest(struct dec *d, const struct json *o, void *dst)
@@ -876,18 +875,13 @@ static int check_vmid(int vmid, struct pve_err *e)
 
 int pve_guest_status(struct pve_client *c, int vmid, struct pve_guest *out, struct pve_err *e)
 {
-	struct pve_guest g;
 	char path[160];
 	int r = check_vmid(vmid, e);
 
 	if (r)
 		return r;
-	memset(&g, 0, sizeof(g));
 	snprintf(path, sizeof(path), "/nodes/%s/lxc/%d/status/current", c->node, vmid);
-	r = get_object(c, path, dec_guest, &g, e);
-	if (!r)
-		*out = g;
-	return r;
+	return get_object(c, path, dec_guest, out, sizeof(*out), e);
 }
 
 void pve_guest_config_free(struct pve_guest_config *cfg)
@@ -1128,17 +1122,12 @@ static void dec_task_status(struct dec *d, const struct json *o, void *dst)
 
 int pve_task_status(struct pve_client *c, const char *upid, struct pve_task_status *out, struct pve_err *e)
 {
-	struct pve_task_status t;
 	char path[1024];
 	int r = upid_path(c, upid, "/status", path, sizeof(path), e);
 
 	if (r)
 		return r;
-	memset(&t, 0, sizeof(t));
-	r = get_object(c, path, dec_task_status, &t, e);
-	if (!r)
-		*out = t;
-	return r;
+	return get_object(c, path, dec_task_status, out, sizeof(*out), e);
 }
 
 /* Joins the "t" members of log lines [from, from+count) into dst. */

@@ -430,6 +430,33 @@ T_TEST(t_task_failure_names_privilege)
 	pve_client_free(c);
 }
 
+T_TEST(t_task_warnings_are_success)
+{
+	struct pve_client *c = client_for(&S, T_PIN, NULL);
+	struct pve_err e;
+	struct pve_task_result res;
+	struct pve_vzdump vz = { 0, "local", NULL, NULL, NULL };
+	char upid[UPID_MAX];
+	bool no_task;
+
+	if (!c)
+		return;
+	vz.vmid = first_guest(c, NULL);
+	sim_fault(&S, "{\"method\":\"POST\",\"path_regex\":\"/vzdump$\",\"kind\":\"task_fail\",\"count\":1,"
+		      "\"reason\":\"WARNINGS: 2\"}");
+	T_OK(pve_vzdump(c, &vz, upid, &no_task, &e));
+	T_OK(pve_task_wait(c, upid, &res, &e));
+	T_EQ_STR(res.exitstatus, "WARNINGS: 2");
+	T_EQ_INT(res.warnings, 2);
+	T_CHECK(res.log_tail[0] != '\0');
+	/* a plain OK carries no warnings */
+	T_OK(pve_vzdump(c, &vz, upid, &no_task, &e));
+	T_OK(pve_task_wait(c, upid, &res, &e));
+	T_EQ_STR(res.exitstatus, "OK");
+	T_EQ_INT(res.warnings, 0);
+	pve_client_free(c);
+}
+
 T_TEST(t_task_wait_timeout_and_no_such_task)
 {
 	struct pve_client *c = client_for(&S, T_PIN, NULL);
@@ -701,6 +728,7 @@ int main(void)
 	T_RUN(t_set_config_sync_and_digest);
 	T_RUN(t_backup_restore_destroy);
 	T_RUN(t_task_failure_names_privilege);
+	T_RUN(t_task_warnings_are_success);
 	T_RUN(t_task_wait_timeout_and_no_such_task);
 	T_RUN(t_task_wait_cancellable);
 	T_RUN(t_mutation_never_reposted);
