@@ -80,6 +80,12 @@ $(BUILD)/libfelhom.a: $(LIB_OBJ)
 $(BUILD)/felhom-agent: $(BUILD)/obj/main.o $(BUILD)/libfelhom.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Programs besides the agent: src/NAME.c with its own main() -> build/felhom-NAME.
+PROG_SRC := $(wildcard src/opsign.c)
+PROGS    := $(patsubst src/%.c,$(BUILD)/felhom-%,$(PROG_SRC))
+$(PROGS): $(BUILD)/felhom-%: $(BUILD)/obj/%.o $(BUILD)/libfelhom.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Tests: each test/test_*.c is one program, linked with the harness.
 TEST_SRC  := $(wildcard test/test_*.c)
 TEST_BIN  := $(patsubst test/%.c,$(BUILD)/%,$(TEST_SRC))
@@ -90,11 +96,35 @@ HARNESS   := $(patsubst test/%.c,$(BUILD)/obj/test/%.o,$(filter-out test/test_% 
 $(TEST_BIN) $(BENCH_BIN): $(BUILD)/%: $(BUILD)/obj/test/%.o $(HARNESS) $(BUILD)/libfelhom.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-all: $(BUILD)/felhom-agent
+# Fuzz targets: test/fuzz_NAME.c. In every build each is also linked with
+# test/fuzz_replay.c into build/test_fuzz_NAME, which replays the corpus in
+# vectors/fuzz/NAME/ (and the golden vectors it names) as part of make check.
+# `make fuzz` builds them with clang's libFuzzer and runs each for FUZZ_SECONDS.
+FUZZ_SRC    := $(filter-out test/fuzz_replay.c,$(wildcard test/fuzz_*.c))
+FUZZ_REPLAY := $(patsubst test/fuzz_%.c,$(BUILD)/test_fuzz_%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
+$(FUZZ_REPLAY): $(BUILD)/test_fuzz_%: $(BUILD)/obj/test/fuzz_%.o $(BUILD)/obj/test/fuzz_replay.o $(HARNESS) $(BUILD)/libfelhom.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/test/fuzz_replay.o: test/fuzz_replay.c | $(BUILD)/obj/test
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itest -c -o $@ $<
+
+fuzz: deps-check $(RL_GEN)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c | sed 's/^fuzz_//'); \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DFH_VERSION='"fuzz"' -Iinclude -Igen -Itest \
+	    $$f $(filter-out src/main.c src/opsign.c,$(wildcard src/*.c)) $(RL_GEN) -o build/fuzz/$$n $(LDLIBS) || exit 1; \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=20000 build/fuzz/corpus-$$n vectors/fuzz/$$n 2>&1 | tail -3 || exit 1; \
+	done
+
+all: $(BUILD)/felhom-agent $(PROGS)
 .DEFAULT_GOAL := all
 
-tests: $(BUILD)/felhom-agent $(TEST_BIN)
-benches: $(BUILD)/felhom-agent $(BENCH_BIN)
+tests: all $(TEST_BIN) $(FUZZ_REPLAY)
+benches: all $(BENCH_BIN)
 
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
 check: deps-check
@@ -124,6 +154,6 @@ deps-check:
 clean:
 	rm -rf build gen
 
-.PHONY: all tests benches check bench demo deps deps-check clean
+.PHONY: all tests benches check bench demo deps deps-check clean fuzz
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/gen/*.d $(BUILD)/obj/test/*.d)

@@ -34,7 +34,21 @@ enum fh_err {
 	FH_ERR_EXIT = -22,         /* "exit_status": a program exited non-zero */
 	FH_ERR_USAGE = -23,        /* "usage": command-line misuse */
 	FH_ERR_NOT_FOUND = -24,    /* "not_found" */
-	FH_ERR__LAST = -25
+	/* Typed rejections of the signed-operation pipeline (SPEC §5, §7). */
+	FH_ERR_SIG_MALFORMED = -25,      /* "malformed" */
+	FH_ERR_SIG_NAMESPACE = -26,      /* "namespace" */
+	FH_ERR_SIG_UNKNOWN_SIGNER = -27, /* "unknown_signer" */
+	FH_ERR_SIG_BAD_SIGNATURE = -28,  /* "bad_signature" */
+	FH_ERR_SIG_TARGET = -29,         /* "target" */
+	FH_ERR_SIG_EXPIRED = -30,        /* "expired" */
+	FH_ERR_SIG_NOT_YET_VALID = -31,  /* "not_yet_valid" */
+	FH_ERR_SIG_REPLAY = -32,         /* "replay" */
+	FH_ERR_SIG_ROLE_DENIED = -33,    /* "role_denied" (gate) */
+	FH_ERR_SIG_BINDING = -34,        /* "binding_mismatch" (gate) */
+	FH_ERR_STORE = -35,              /* "store_failed": LMDB error (fail safe) */
+	FH_ERR_STORE_FULL = -36,         /* "store_full": map full after growth */
+	FH_ERR_HUB_PARKED = -37,         /* "hub_parked": hub refused our key (401/403) */
+	FH_ERR__LAST = -38
 };
 
 /* Stable name of a code; "unknown_error" for anything outside the enum.
