@@ -17,7 +17,8 @@ PYTHON   ?= python3
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-unknown)
 
 DEB_PKGS := build-essential make pkg-config ragel libcurl4-openssl-dev libwolfssl-dev \
-            liblmdb-dev libyajl-dev python3 openssl ca-certificates binutils git
+            liblmdb-dev libyajl-dev python3 openssl ca-certificates binutils git \
+            openssh-client systemd
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wmissing-declarations -Wformat=2 -Wformat-security -Wvla -Wwrite-strings \
