@@ -96,6 +96,14 @@ T_TEST(t_privileged_backend_never_connects)
 	check_object("priv", net_syms, prefixes);
 }
 
+/* The collector talks to Proxmox only through pve_ and runs only its fixed
+ * read-only probe: no socket or libcurl of its own. */
+T_TEST(t_report_collector_uses_the_clients)
+{
+	static const char *const prefixes[] = { "curl_", "wolfSSL", NULL };
+	check_object("report", net_syms, prefixes);
+}
+
 /* The checker itself must be able to see such symbols. */
 T_TEST(t_fence_checker_sees_symbols)
 {
@@ -120,6 +128,7 @@ int main(void)
 {
 	T_RUN(t_api_client_never_spawns);
 	T_RUN(t_privileged_backend_never_connects);
+	T_RUN(t_report_collector_uses_the_clients);
 	T_RUN(t_fence_checker_sees_symbols);
 	return t_done();
 }
