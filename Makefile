@@ -128,10 +128,15 @@ tests: all $(TEST_BIN) $(FUZZ_REPLAY)
 benches: all $(BENCH_BIN)
 
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
+# Concurrency tests, also run under ThreadSanitizer.
+TSAN_TESTS := test_store test_nonce_kill test_tlspin
+
 check: deps-check
 	$(MAKE) --no-print-directory tests
 	$(MAKE) --no-print-directory SANITIZE=address,undefined tests
-	$(PYTHON) test/run build build/san-address-undefined
+	rm -rf build/san-thread/test_*
+	$(MAKE) --no-print-directory SANITIZE=thread $(addprefix build/san-thread/,$(TSAN_TESTS))
+	$(PYTHON) test/run build build/san-address-undefined build/san-thread
 
 bench: deps-check
 	$(MAKE) --no-print-directory benches
