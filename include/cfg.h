@@ -56,6 +56,9 @@ struct cfg {
 	struct {
 		char *url, *host_id, *api_key, *api_key_file, *tls_fingerprint, *ca_file;
 		int64_t poll_seconds, timeout_seconds;
+		int64_t min_interval_seconds;  /* lower clamp of the hub's interval (60) */
+		int64_t parked_probe_seconds;  /* parked (401/403) probe period (900) */
+		int64_t backoff_initial_ms, backoff_max_ms; /* failure backoff (5000, 300000) */
 	} hub;
 	struct {
 		char **signers;      /* NULL-terminated */

@@ -60,6 +60,10 @@ static const struct key keys[] = {
 	{ "hub", "ca_file", K_STR, O(hub.ca_file), NULL, 0, 0, 0 },
 	{ "hub", "poll_seconds", K_INT, O(hub.poll_seconds), "60", 1, 3600, 0 },
 	{ "hub", "timeout_seconds", K_INT, O(hub.timeout_seconds), "30", 1, 600, 0 },
+	{ "hub", "min_interval_seconds", K_INT, O(hub.min_interval_seconds), "60", 1, 3600, 0 },
+	{ "hub", "parked_probe_seconds", K_INT, O(hub.parked_probe_seconds), "900", 1, 86400, 0 },
+	{ "hub", "backoff_initial_ms", K_INT, O(hub.backoff_initial_ms), "5000", 100, 3600000, 0 },
+	{ "hub", "backoff_max_ms", K_INT, O(hub.backoff_max_ms), "300000", 100, 86400000, 0 },
 
 	{ "authz", "signers", K_STRLIST, O(authz.signers), NULL, 0, 0, 0 },
 	{ "authz", "signers_file", K_STR, O(authz.signers_file), NULL, 0, 0, 0 },

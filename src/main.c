@@ -9,9 +9,12 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <yajl/yajl_gen.h>
 
 #include "cfg.h"
+#include "daemon.h"
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "pve.h"
 
@@ -21,12 +24,17 @@ static const char usage_text[] =
 	"usage: felhom-agent [--config PATH] [--state-dir DIR] [MODE]\n"
 	"\n"
 	"modes:\n"
-	"  (none)                 run the daemon (not available in this version)\n"
+	"  (none)                 run the daemon: report to the hub at once, then every\n"
+	"                         interval (SIGTERM/SIGINT stop, SIGHUP reloads the config)\n"
+	"  --status               print the running daemon's status file; exit 0 when\n"
+	"                         healthy, 1 when unhealthy or missing\n"
 	"  --selftest[=read]      read-only report of the Proxmox host: version, nodes,\n"
 	"                         node status, guests with their config, storage\n"
 	"  --selftest=task --vmid N\n"
 	"                         snapshot -> rollback -> delete-snapshot on guest N,\n"
 	"                         each task waited for\n"
+	"  --selftest=hub         one collect + report to the hub; prints the report and\n"
+	"                         the hub's envelope\n"
 	"  --print-config         print the effective configuration, secrets redacted\n"
 	"  --version              print the version\n"
 	"  --help                 this text\n"
@@ -39,7 +47,7 @@ static const char usage_text[] =
 	"Every config key can be overridden by FELHOM_AGENT_<SECTION>_<KEY>.\n";
 
 enum mode { MODE_DAEMON, MODE_SELFTEST_READ, MODE_SELFTEST_TASK, MODE_SELFTEST_HUB, MODE_PRINT_CONFIG,
-	    MODE_VERSION, MODE_HELP };
+	    MODE_VERSION, MODE_HELP, MODE_STATUS };
 
 struct args {
 	enum mode mode;
@@ -58,6 +66,7 @@ static void on_signal(int sig)
 	(void)sig;
 	if (c)
 		pve_cancel(c);
+	daemon_cancel_all();
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -110,6 +119,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			r = set_mode(a, MODE_VERSION, s);
 		} else if (!strcmp(s, "--print-config")) {
 			r = set_mode(a, MODE_PRINT_CONFIG, s);
+		} else if (!strcmp(s, "--status")) {
+			r = set_mode(a, MODE_STATUS, s);
 		} else if (!strcmp(s, "--selftest") || !strcmp(s, "--selftest=read")) {
 			r = set_mode(a, MODE_SELFTEST_READ, s);
 		} else if (!strcmp(s, "--selftest=task")) {
@@ -418,6 +429,145 @@ done:
 	return failed;
 }
 
+/* Writes one JSON value of the tree, in order, through yajl. */
+static void gen_json(yajl_gen g, const struct json *j)
+{
+	size_t i;
+
+	switch (j->type) {
+	case JSON_NULL:
+		yajl_gen_null(g);
+		break;
+	case JSON_BOOL:
+		yajl_gen_bool(g, j->b);
+		break;
+	case JSON_NUMBER:
+		yajl_gen_number(g, j->s, j->slen);
+		break;
+	case JSON_STRING:
+		yajl_gen_string(g, (const unsigned char *)j->s, j->slen);
+		break;
+	case JSON_ARRAY:
+		yajl_gen_array_open(g);
+		for (i = 0; i < j->n; i++)
+			gen_json(g, j->items[i]);
+		yajl_gen_array_close(g);
+		break;
+	case JSON_OBJECT:
+		yajl_gen_map_open(g);
+		for (i = 0; i < j->n; i++) {
+			yajl_gen_string(g, (const unsigned char *)j->keys[i], strlen(j->keys[i]));
+			gen_json(g, j->items[i]);
+		}
+		yajl_gen_map_close(g);
+		break;
+	}
+}
+
+/* Prints a JSON document indented; as it is when it does not parse. */
+static void print_json_pretty(const char *p, size_t n)
+{
+	const struct json_limits lim = { n + 1, 64, true };
+	struct json *root = NULL;
+	yajl_gen g;
+	const unsigned char *out;
+	size_t on, i;
+
+	if (json_parse(p, n, &lim, &root, NULL, 0) || !(g = yajl_gen_alloc(NULL))) {
+		fwrite(p, 1, n, stdout);
+		fputc('\n', stdout);
+		json_free(root);
+		return;
+	}
+	yajl_gen_config(g, yajl_gen_beautify, 1);
+	yajl_gen_config(g, yajl_gen_indent_string, "  ");
+	gen_json(g, root);
+	yajl_gen_get_buf(g, &out, &on);
+	/* yajl prints an empty array or object as "[", a blank line, "]" */
+	for (i = 0; i < on; i++) {
+		size_t k = i + 1;
+		if (out[i] == '[' || out[i] == '{') {
+			if (k + 1 < on && out[k] == '\n' && out[k + 1] == '\n') {
+				k += 2;
+				while (k < on && out[k] == ' ')
+					k++;
+				if (k < on && out[k] == (out[i] == '[' ? ']' : '}')) {
+					fputc(out[i], stdout);
+					fputc(out[k], stdout);
+					i = k;
+					continue;
+				}
+			}
+		}
+		fputc(out[i], stdout);
+	}
+	yajl_gen_free(g);
+	json_free(root);
+}
+
+/* One collect + report (--selftest=hub). Returns the exit status. */
+static int selftest_hub(const struct cfg *c)
+{
+	struct daemon_once o;
+	int r;
+
+	printf("felhom-agent %s selftest=hub (one collect + report)\n", FH_VERSION);
+	r = daemon_once(c, &o);
+	if (o.url[0])
+		printf("hub %s trust %s host_id %s\n", o.url, o.trust, c->hub.host_id);
+	if (o.report.len) {
+		printf("report (%zu bytes):\n", o.report.len);
+		print_json_pretty(o.report.data, o.report.len);
+	}
+	if (r) {
+		printf("%s: FAILED %s", o.step, fh_strerror(r));
+		if (o.http_status)
+			printf(" (HTTP %ld)", o.http_status);
+		if (o.reason[0])
+			printf(": %s", o.reason);
+		printf("\n");
+		if (r == FH_ERR_HTTP_401 || r == FH_ERR_HTTP_403)
+			printf("hint: the hub refused hub.api_key; the daemon would park (probe every %llds) "
+			       "until the key is fixed\n", (long long)c->hub.parked_probe_seconds);
+		log_event(LOG_WARN, "selftest.step_failed", "step", o.step, "error", fh_strerror(r), "reason",
+			  o.reason, NULL);
+	} else {
+		printf("envelope: poll_interval_seconds=");
+		if (o.env.poll_interval_set)
+			printf("%lld", (long long)o.env.poll_interval_seconds);
+		else
+			printf("-");
+		printf(" (adopted %llds) blocked=%s desired_generation=", (long long)o.interval,
+		       o.env.blocked ? "true" : "false");
+		if (o.env.desired_generation_set)
+			printf("%lld", (long long)o.env.desired_generation);
+		else
+			printf("-");
+		printf(" has_signed_ops=%s\n", o.env.has_signed_ops ? "true" : "false");
+	}
+	printf("result: %s (%lu Proxmox requests, %lu hub requests)\n", r ? "FAILED" : "ok", o.pve_requests,
+	       o.hub_requests);
+	log_event(r ? LOG_WARN : LOG_INFO, "selftest.done", "mode", "hub", "failed_steps", r ? "yes" : "no", NULL);
+	daemon_once_free(&o);
+	return r ? 1 : 0;
+}
+
+/* --status: the daemon's status file, for an operator. */
+static int show_status(const struct cfg *c)
+{
+	struct daemon_status st;
+	char why[600];
+	int r = daemon_status_read(c->state_dir, &st, why, sizeof(why));
+
+	if (r) {
+		printf("felhom-agent: no usable status: %s\n", why);
+		printf("health: UNHEALTHY (%s)\n", r == FH_ERR_NOT_FOUND ? "the daemon has not run with this state_dir" :
+		       "the status file cannot be read");
+		return 1;
+	}
+	return daemon_status_print(&st, (int64_t)time(NULL), stdout);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -486,11 +636,16 @@ int main(int argc, char **argv)
 		r = selftest_task(c, (int)a.vmid);
 		break;
 	case MODE_SELFTEST_HUB:
-	case MODE_DAEMON:
-		fprintf(stderr, "felhom-agent: %s is not available in this version\n",
-			a.mode == MODE_DAEMON ? "the daemon" : "--selftest=hub");
-		r = 1;
+		r = selftest_hub(c);
 		break;
+	case MODE_STATUS:
+		r = show_status(c);
+		break;
+	case MODE_DAEMON: {
+		struct daemon_opts o = { a.config, a.state_dir };
+		r = daemon_run(&o, &c) ? 1 : 0;
+		break;
+	}
 	default:
 		r = 1;
 		break;

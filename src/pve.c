@@ -22,8 +22,8 @@
 
 #include "buf.h"
 #include "err.h"
+#include "httptrust.h"
 #include "json.h"
-#include "tlspin.h"
 
 #define PVE_DEF_TIMEOUT_MS 30000L
 #define PVE_DEF_CONNECT_MS 10000L
@@ -32,8 +32,6 @@
 #define PVE_JSON_DEPTH 32
 #define PVE_NO_SUCH_TASK_GRACE_MS 10000L
 
-enum trust { TRUST_CA_SYSTEM, TRUST_CA_FILE, TRUST_PIN, TRUST_INSECURE };
-
 struct pve_client {
 	CURL *h;
 	struct curl_slist *hdrs;        /* holds the token: scrubbed on free */
@@ -41,17 +39,14 @@ struct pve_client {
 	char host[256];
 	unsigned port;
 	char node[64];
-	enum trust trust;
-	char *ca_file;
-	uint8_t want_leaf[32];
-	char curl_pin[TLSPIN_CURL_MAX]; /* "" until the pin probe succeeded */
+	struct httptrust trust;         /* CA / pin / insecure (httptrust.h) */
 	struct buf body;
 	char status_reason[256];
 	long timeout_ms, connect_ms, poll_initial_ms, poll_max_ms, task_timeout_ms;
 	size_t max_response;
 	unsigned max_guests;
 	atomic_int cancelled;
-	unsigned long n_requests, n_connects, n_probes;
+	unsigned long n_requests, n_connects;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -240,7 +235,8 @@ int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve
 {
 	struct pve_client *c;
 	struct buf auth;
-	int modes, r = FH_ERR_CONFIG;
+	struct httptrust_opts to;
+	int r = FH_ERR_CONFIG;
 	const char *eq;
 
 	err_reset(e, "", "");
@@ -267,34 +263,15 @@ int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve
 		set_reason(e, "proxmox token must be USER@REALM!TOKENID=SECRET");
 		goto out;
 	}
-	modes = (o->ca_file && *o->ca_file) + (o->tls_fingerprint && *o->tls_fingerprint) +
-		o->insecure_skip_verify;
-	if (modes > 1) {
-		set_reason(e, "give exactly one of ca_file, tls_fingerprint, insecure_skip_verify");
+	memset(&to, 0, sizeof(to));
+	to.ca_file = o->ca_file;
+	to.tls_fingerprint = o->tls_fingerprint;
+	to.insecure_skip_verify = o->insecure_skip_verify;
+	to.allow_insecure = true;      /* loopback only; httptrust checks the host */
+	r = httptrust_init(&c->trust, c->host, c->port, &to, e ? e->reason : NULL, e ? sizeof(e->reason) : 0);
+	if (r)
 		goto out;
-	}
-	if (o->tls_fingerprint && *o->tls_fingerprint) {
-		if (tlspin_parse_fingerprint(o->tls_fingerprint, c->want_leaf)) {
-			set_reason(e, "tls_fingerprint is not a SHA-256 fingerprint");
-			goto out;
-		}
-		c->trust = TRUST_PIN;
-	} else if (o->ca_file && *o->ca_file) {
-		c->trust = TRUST_CA_FILE;
-		c->ca_file = strdup(o->ca_file);
-		if (!c->ca_file) {
-			r = FH_ERR_NOMEM;
-			goto out;
-		}
-	} else if (o->insecure_skip_verify) {
-		if (!tlspin_host_is_loopback(c->host)) {
-			set_reason(e, "insecure_skip_verify is refused for a non-loopback endpoint");
-			goto out;
-		}
-		c->trust = TRUST_INSECURE;
-	} else {
-		c->trust = TRUST_CA_SYSTEM;
-	}
+	r = FH_ERR_CONFIG;
 	c->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : PVE_DEF_TIMEOUT_MS;
 	c->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : PVE_DEF_CONNECT_MS;
 	c->poll_initial_ms = o->poll_initial_ms > 0 ? o->poll_initial_ms : 1000;
@@ -345,24 +322,7 @@ int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve
 	curl_easy_setopt(c->h, CURLOPT_MAXAGE_CONN, 4L);
 	curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
-	switch (c->trust) {
-	case TRUST_CA_SYSTEM:
-		break;
-	case TRUST_CA_FILE:
-		curl_easy_setopt(c->h, CURLOPT_CAINFO, c->ca_file);
-		curl_easy_setopt(c->h, CURLOPT_CAPATH, NULL);
-		break;
-	case TRUST_PIN:
-		/* The pin replaces chain and name checks; libcurl enforces the SPKI
-		 * pin derived by the wolfSSL probe on every connection. */
-		curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 0L);
-		break;
-	case TRUST_INSECURE:
-		curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 0L);
-		break;
-	}
+	httptrust_apply(&c->trust, c->h);
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -386,7 +346,7 @@ void pve_client_free(struct pve_client *c)
 		explicit_bzero(s->data, strlen(s->data));
 	curl_slist_free_all(c->hdrs);
 	buf_free(&c->body);
-	free(c->ca_file);
+	httptrust_free(&c->trust);
 	free(c);
 }
 
@@ -399,7 +359,7 @@ void pve_stats(const struct pve_client *c, struct pve_stats *out)
 {
 	out->requests = c->n_requests;
 	out->connects = c->n_connects;
-	out->pin_probes = c->n_probes;
+	out->pin_probes = c->trust.probes;
 }
 
 const char *pve_node(const struct pve_client *c)
@@ -411,27 +371,9 @@ const char *pve_node(const struct pve_client *c)
 
 static int ensure_pin(struct pve_client *c, struct pve_err *e)
 {
-	uint8_t seen[32];
-	char fp[96];
-	int r;
+	int r = httptrust_ensure(&c->trust, c->h, c->connect_ms, e ? e->reason : NULL, e ? sizeof(e->reason) : 0);
 
-	if (c->trust != TRUST_PIN || c->curl_pin[0])
-		return 0;
-	c->n_probes++;
-	r = tlspin_probe(c->host, c->port, c->connect_ms, c->want_leaf, c->curl_pin, seen);
-	if (r == FH_ERR_TLS_PIN) {
-		tlspin_format_fingerprint(seen, fp);
-		set_reason(e, "server certificate fingerprint %s does not match the pinned one", fp);
-		c->curl_pin[0] = '\0';
-		return r;
-	}
-	if (r) {
-		set_reason(e, "TLS pin probe to %s:%u failed (%s)", c->host, c->port, fh_strerror(r));
-		c->curl_pin[0] = '\0';
-		return r;
-	}
-	curl_easy_setopt(c->h, CURLOPT_PINNEDPUBLICKEY, c->curl_pin);
-	return 0;
+	return r;
 }
 
 static int map_curl(CURLcode rc, int toobig)

@@ -1,0 +1,1160 @@
+/* daemon.c — the hub control loop, signals, reload, systemd notification
+ * and the status file; see daemon.h.
+ *
+ * Threads: the main thread runs the loop; a watchdog thread (only when
+ * systemd asked for keep-alives) sends WATCHDOG=1 while the loop's lease
+ * (an atomic monotonic deadline the loop renews before each step) holds.
+ * Signal handlers only set atomic flags, cancel the current clients and
+ * write one byte to a self-pipe that wakes the loop's sleep.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "priv.h"
+#include "pve.h"
+#include "report.h"
+#include "sdnotify.h"
+
+#define LEASE_SLACK_MS 2000
+#define SLEEP_LEASE_MS 5000
+#define RELOAD_LEASE_MS 30000
+#define STALE_GRACE_S 60
+#define REPORT_CAP (64u * 1024 * 1024)
+
+/* ---------------------------------------------------------------- time */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static uint64_t rnd64(void)
+{
+	static _Thread_local uint64_t x;
+	uint64_t v;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+		return v;
+	if (!x)
+		x = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return x;
+}
+
+int64_t daemon_backoff_ms(unsigned failures, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
+{
+	int64_t ceil = base_ms > 0 ? base_ms : 1, lo;
+	unsigned i;
+
+	if (cap_ms < ceil)
+		cap_ms = ceil;
+	for (i = 1; i < failures && ceil < cap_ms; i++)
+		ceil = ceil > cap_ms / 2 ? cap_ms : ceil * 2;
+	if (ceil > cap_ms)
+		ceil = cap_ms;
+	lo = base_ms < 1000 ? base_ms : 1000;
+	if (lo < 1)
+		lo = 1;
+	if (lo > ceil)
+		lo = ceil;
+	return lo + (int64_t)(rnd % (uint64_t)(ceil - lo + 1));
+}
+
+/* ------------------------------------------------------------- signals */
+
+static atomic_int g_stop_sig;          /* the signal that asked us to stop, 0 = none */
+static atomic_int g_reload;
+static atomic_int g_wake_fd = -1;      /* write end of the self-pipe */
+static _Atomic(struct pve_client *) g_pve;
+static _Atomic(struct hub_client *) g_hub;
+
+void daemon_cancel_all(void)
+{
+	struct pve_client *p = atomic_load(&g_pve);
+	struct hub_client *h = atomic_load(&g_hub);
+
+	if (p)
+		pve_cancel(p);
+	if (h)
+		hub_cancel(h);
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno, fd;
+
+	if (sig == SIGHUP) {
+		atomic_store(&g_reload, 1);
+	} else {
+		atomic_store(&g_stop_sig, sig);
+		daemon_cancel_all();
+	}
+	fd = atomic_load(&g_wake_fd);
+	if (fd >= 0 && write(fd, "x", 1) < 0) {
+		/* the pipe is full: the loop is awake anyway */
+	}
+	errno = saved;
+}
+
+/* ------------------------------------------------------------- clients */
+
+struct clients {
+	struct pve_client *pve;
+	struct hub_client *hub;
+	struct priv *priv;
+};
+
+static void clients_free(struct clients *k)
+{
+	pve_client_free(k->pve);
+	hub_client_free(k->hub);
+	priv_free(k->priv);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Builds every client from c; nothing is kept on failure. why names the
+ * section and never a secret. */
+static int clients_make(const struct cfg *c, struct clients *out, char *why, size_t whylen)
+{
+	struct clients k;
+	struct pve_opts po;
+	struct pve_err pe;
+	struct hub_opts ho;
+	struct hub_err he;
+	struct priv_opts pr;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	memset(&po, 0, sizeof(po));
+	po.endpoint = c->proxmox.endpoint;
+	po.node = c->proxmox.node;
+	po.token = c->proxmox.token;
+	po.ca_file = c->proxmox.ca_file;
+	po.tls_fingerprint = c->proxmox.tls_fingerprint;
+	po.insecure_skip_verify = c->proxmox.insecure_skip_verify;
+	po.request_timeout_ms = (long)c->proxmox.timeout_seconds * 1000L;
+	po.poll_initial_ms = (long)c->proxmox.task_poll_initial_ms;
+	po.poll_max_ms = (long)c->proxmox.task_poll_max_ms;
+	po.task_timeout_ms = (long)c->proxmox.task_timeout_seconds * 1000L;
+	po.max_guests = (unsigned)c->proxmox.max_guests;
+	r = pve_client_new(&po, &k.pve, &pe);
+	if (r) {
+		snprintf(why, whylen, "proxmox: %s", pe.reason);
+		goto out;
+	}
+	memset(&ho, 0, sizeof(ho));
+	ho.url = c->hub.url;
+	ho.api_key = c->hub.api_key;
+	ho.ca_file = c->hub.ca_file;
+	ho.tls_fingerprint = c->hub.tls_fingerprint;
+	ho.request_timeout_ms = (long)c->hub.timeout_seconds * 1000L;
+	r = hub_client_new(&ho, &k.hub, &he);
+	if (r) {
+		snprintf(why, whylen, "%s", he.reason);
+		goto out;
+	}
+	memset(&pr, 0, sizeof(pr));
+	pr.mode = c->privileged.mode && !strcmp(c->privileged.mode, "direct") ? PRIV_MODE_DIRECT : PRIV_MODE_SUDO;
+	pr.sudo_path = c->privileged.sudo_path;
+	pr.path = c->privileged.path;
+	pr.timeout_ms = (long)c->privileged.timeout_seconds * 1000L;
+	r = priv_new(&pr, &k.priv);
+	if (r) {
+		snprintf(why, whylen, "privileged: invalid options (%s)", fh_strerror(r));
+		goto out;
+	}
+	*out = k;
+	memset(&k, 0, sizeof(k));
+	r = 0;
+out:
+	clients_free(&k);
+	return r;
+}
+
+static long connect_ms_of(const struct cfg *c)
+{
+	long t = (long)c->hub.timeout_seconds * 1000L;
+
+	return t < HUB_DEF_CONNECT_MS ? t : HUB_DEF_CONNECT_MS;
+}
+
+/* ---------------------------------------------------------- the watchdog */
+
+struct wd {
+	pthread_t th;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;                   /* under mu */
+	atomic_llong lease_ms;       /* keep-alives only while mono_ms() <= lease */
+	int64_t period_ms;
+	struct sdnotify *n;
+};
+
+static void *wd_main(void *arg)
+{
+	struct wd *w = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		int64_t due = mono_ms() + w->period_ms;
+		ts.tv_sec = (time_t)(due / 1000);
+		ts.tv_nsec = (long)(due % 1000) * 1000000L;
+		while (!w->stop && mono_ms() < due)
+			pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		if (mono_ms() <= atomic_load(&w->lease_ms))
+			sdnotify_send(w->n, "WATCHDOG=1");
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static int wd_start(struct wd *w, struct sdnotify *n, uint64_t usec)
+{
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int r;
+
+	w->n = n;
+	w->period_ms = (int64_t)(usec / 2000);
+	if (w->period_ms < 1)
+		w->period_ms = 1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* signals belong to the main thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&w->th, NULL, wd_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		return FH_ERR_NOMEM;
+	}
+	w->started = true;
+	return 0;
+}
+
+static void wd_stop(struct wd *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	w->started = false;
+}
+
+/* -------------------------------------------------------- status file */
+
+static void g_str(yajl_gen g, const char *s)
+{
+	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void g_kv_str(yajl_gen g, const char *k, const char *v)
+{
+	g_str(g, k);
+	g_str(g, v);
+}
+
+static void g_kv_int(yajl_gen g, const char *k, int64_t v)
+{
+	g_str(g, k);
+	yajl_gen_integer(g, (long long)v);
+}
+
+static void g_kv_time(yajl_gen g, const char *k, int64_t v)
+{
+	g_str(g, k);
+	if (v > 0)
+		yajl_gen_integer(g, (long long)v);
+	else
+		yajl_gen_null(g);
+}
+
+static void g_kv_bool(yajl_gen g, const char *k, bool v)
+{
+	g_str(g, k);
+	yajl_gen_bool(g, v);
+}
+
+static int status_json(const struct daemon_status *st, struct buf *out)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *p;
+	size_t n;
+	int r;
+
+	if (!g)
+		return FH_ERR_NOMEM;
+	yajl_gen_config(g, yajl_gen_beautify, 1);
+	yajl_gen_map_open(g);
+	g_kv_str(g, "agent_version", st->agent_version);
+	g_kv_int(g, "pid", st->pid);
+	g_kv_str(g, "state", st->state);
+	g_kv_time(g, "started_at", st->started_at);
+	g_kv_time(g, "updated_at", st->updated_at);
+	g_kv_time(g, "last_attempt_at", st->last_attempt_at);
+	g_kv_time(g, "last_report_at", st->last_report_at);
+	g_kv_time(g, "next_attempt_at", st->next_attempt_at);
+	g_kv_time(g, "stale_after", st->stale_after);
+	g_kv_str(g, "last_error", st->last_error);
+	g_kv_str(g, "last_error_step", st->last_error_step);
+	g_kv_str(g, "last_error_reason", st->last_error_reason);
+	g_kv_int(g, "last_http_status", st->last_http_status);
+	g_kv_int(g, "consecutive_failures", st->consecutive_failures);
+	g_kv_int(g, "reports_sent", st->reports_sent);
+	g_kv_bool(g, "parked", st->parked);
+	g_kv_time(g, "parked_since", st->parked_since);
+	g_kv_int(g, "interval_seconds", st->interval_seconds);
+	g_kv_bool(g, "ready", st->ready);
+	g_kv_str(g, "hub_url", st->hub_url);
+	g_str(g, "envelope");
+	if (st->have_envelope) {
+		const struct hub_envelope *e = &st->envelope;
+		yajl_gen_map_open(g);
+		g_str(g, "poll_interval_seconds");
+		if (e->poll_interval_set)
+			yajl_gen_integer(g, (long long)e->poll_interval_seconds);
+		else
+			yajl_gen_null(g);
+		g_kv_bool(g, "blocked", e->blocked);
+		g_str(g, "desired_generation");
+		if (e->desired_generation_set)
+			yajl_gen_integer(g, (long long)e->desired_generation);
+		else
+			yajl_gen_null(g);
+		g_kv_bool(g, "has_signed_ops", e->has_signed_ops);
+		yajl_gen_map_close(g);
+	} else {
+		yajl_gen_null(g);
+	}
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &p, &n);
+	r = buf_append(out, p, n);
+	yajl_gen_free(g);
+	return r;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int daemon_status_write(const char *dir, const struct daemon_status *st)
+{
+	char tmp[PATH_MAX], dst[PATH_MAX];
+	struct buf b;
+	int fd = -1, r = FH_ERR_IO;
+
+	buf_init(&b, DAEMON_STATUS_MAX);
+	if ((size_t)snprintf(dst, sizeof(dst), "%s/" DAEMON_STATUS_FILE, dir) >= sizeof(dst) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/." DAEMON_STATUS_FILE ".XXXXXX", dir) >= sizeof(tmp))
+		goto out;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		goto out;
+	r = status_json(st, &b);
+	if (r || buf_appendz(&b, "\n"))
+		goto out;
+	r = FH_ERR_IO;
+	fd = mkstemp(tmp);     /* 0600 */
+	if (fd < 0)
+		goto out;
+	if (fchmod(fd, 0600) || write_all(fd, b.data, b.len) || fdatasync(fd) || close(fd)) {
+		fd = -1;
+		unlink(tmp);
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, dst)) {
+		unlink(tmp);
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	buf_free(&b);
+	return r;
+}
+
+static int64_t j_time(const struct json *o, const char *k)
+{
+	int64_t v = 0;
+
+	return json_int_strict(json_get(o, k), &v) ? 0 : v;
+}
+
+static void j_copy(const struct json *o, const char *k, char *dst, size_t n)
+{
+	if (json_strcpy(json_get(o, k), dst, n))
+		dst[0] = '\0';
+}
+
+static bool j_bool(const struct json *o, const char *k)
+{
+	const struct json *j = json_get(o, k);
+
+	return j && j->type == JSON_BOOL && j->b;
+}
+
+int daemon_status_read(const char *dir, struct daemon_status *out, char *why, size_t whylen)
+{
+	const struct json_limits lim = { DAEMON_STATUS_MAX, 8, false };
+	struct daemon_status st;
+	struct json *root = NULL;
+	const struct json *env;
+	char path[PATH_MAX];
+	struct buf b;
+	char chunk[4096];
+	struct stat sb;
+	ssize_t n;
+	int fd, r = FH_ERR_IO;
+
+	buf_init(&b, DAEMON_STATUS_MAX);
+	memset(&st, 0, sizeof(st));
+	snprintf(path, sizeof(path), "%s/" DAEMON_STATUS_FILE, dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		return errno == ENOENT ? FH_ERR_NOT_FOUND : FH_ERR_IO;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		goto out;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+		r = buf_append(&b, chunk, (size_t)n);
+		if (r) {
+			snprintf(why, whylen, "%s is larger than %d bytes", path, DAEMON_STATUS_MAX);
+			goto out;
+		}
+	}
+	r = json_parse(b.data ? b.data : "", b.len, &lim, &root, NULL, 0);
+	if (r || root->type != JSON_OBJECT) {
+		snprintf(why, whylen, "%s is not a status object", path);
+		r = r == FH_ERR_NOMEM ? r : FH_ERR_DECODE;
+		goto out;
+	}
+	j_copy(root, "agent_version", st.agent_version, sizeof(st.agent_version));
+	st.pid = j_time(root, "pid");
+	j_copy(root, "state", st.state, sizeof(st.state));
+	st.started_at = j_time(root, "started_at");
+	st.updated_at = j_time(root, "updated_at");
+	st.last_attempt_at = j_time(root, "last_attempt_at");
+	st.last_report_at = j_time(root, "last_report_at");
+	st.next_attempt_at = j_time(root, "next_attempt_at");
+	st.stale_after = j_time(root, "stale_after");
+	j_copy(root, "last_error", st.last_error, sizeof(st.last_error));
+	j_copy(root, "last_error_step", st.last_error_step, sizeof(st.last_error_step));
+	j_copy(root, "last_error_reason", st.last_error_reason, sizeof(st.last_error_reason));
+	st.last_http_status = (long)j_time(root, "last_http_status");
+	st.consecutive_failures = j_time(root, "consecutive_failures");
+	st.reports_sent = j_time(root, "reports_sent");
+	st.parked = j_bool(root, "parked");
+	st.parked_since = j_time(root, "parked_since");
+	st.interval_seconds = j_time(root, "interval_seconds");
+	st.ready = j_bool(root, "ready");
+	j_copy(root, "hub_url", st.hub_url, sizeof(st.hub_url));
+	env = json_get(root, "envelope");
+	if (env && env->type == JSON_OBJECT) {
+		st.have_envelope = true;
+		st.envelope.poll_interval_set =
+			!json_int_strict(json_get(env, "poll_interval_seconds"), &st.envelope.poll_interval_seconds);
+		st.envelope.blocked = j_bool(env, "blocked");
+		st.envelope.desired_generation_set =
+			!json_int_strict(json_get(env, "desired_generation"), &st.envelope.desired_generation);
+		st.envelope.has_signed_ops = j_bool(env, "has_signed_ops");
+	}
+	if (!st.state[0] || !st.pid) {
+		snprintf(why, whylen, "%s lacks state or pid", path);
+		r = FH_ERR_DECODE;
+		goto out;
+	}
+	*out = st;
+	r = 0;
+out:
+	json_free(root);
+	buf_free(&b);
+	close(fd);
+	return r;
+}
+
+static void fmt_ago(char *dst, size_t n, int64_t t, int64_t now)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	char ts[32];
+	int64_t d = now - t;
+
+	if (t <= 0) {
+		snprintf(dst, n, "never");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (d >= 0)
+		snprintf(dst, n, "%s (%llds ago)", ts, (long long)d);
+	else
+		snprintf(dst, n, "%s (in %llds)", ts, (long long)-d);
+}
+
+int daemon_status_print(const struct daemon_status *st, int64_t now, FILE *out)
+{
+	char a[96], b[96];
+	const char *why = NULL;
+	bool alive = st->pid > 0 && (kill((pid_t)st->pid, 0) == 0 || errno == EPERM);
+
+	if (!strcmp(st->state, "stopped"))
+		why = "the daemon has stopped";
+	else if (!alive)
+		why = "the daemon is not running (stale status file)";
+	else if (st->stale_after > 0 && now > st->stale_after)
+		why = "the status has not been updated in time: the daemon looks stuck";
+	else if (st->parked)
+		why = "parked: the hub refused the API key (401/403); fix hub.api_key, then reload";
+	else if (!strcmp(st->state, "starting"))
+		why = "no report attempted yet";
+	else if (strcmp(st->state, "running"))
+		why = "the last cycle failed; retrying with backoff";
+
+	fprintf(out, "felhom-agent %s (pid %lld): %s\n", st->agent_version, (long long)st->pid, st->state);
+	fprintf(out, "  hub:              %s\n", st->hub_url[0] ? st->hub_url : "-");
+	fmt_ago(a, sizeof(a), st->last_report_at, now);
+	fprintf(out, "  last report:      %s, %lld sent since start\n", a, (long long)st->reports_sent);
+	fmt_ago(a, sizeof(a), st->last_attempt_at, now);
+	fprintf(out, "  last attempt:     %s\n", a);
+	if (st->last_error[0]) {
+		fprintf(out, "  last error:       %s in %s", st->last_error, st->last_error_step);
+		if (st->last_http_status)
+			fprintf(out, " (HTTP %ld)", st->last_http_status);
+		if (st->last_error_reason[0])
+			fprintf(out, ": %s", st->last_error_reason);
+		fprintf(out, "; %lld consecutive failure%s\n", (long long)st->consecutive_failures,
+			st->consecutive_failures == 1 ? "" : "s");
+	} else {
+		fprintf(out, "  last error:       none\n");
+	}
+	fmt_ago(a, sizeof(a), st->parked_since, now);
+	fprintf(out, "  parked:           %s%s%s\n", st->parked ? "YES since " : "no", st->parked ? a : "", "");
+	fprintf(out, "  interval:         %llds\n", (long long)st->interval_seconds);
+	fmt_ago(b, sizeof(b), st->next_attempt_at, now);
+	fprintf(out, "  next attempt:     %s\n", strcmp(st->state, "stopped") ? b : "-");
+	if (st->have_envelope) {
+		fprintf(out, "  envelope:         poll_interval_seconds=");
+		if (st->envelope.poll_interval_set)
+			fprintf(out, "%lld", (long long)st->envelope.poll_interval_seconds);
+		else
+			fprintf(out, "-");
+		fprintf(out, " blocked=%s desired_generation=", st->envelope.blocked ? "true" : "false");
+		if (st->envelope.desired_generation_set)
+			fprintf(out, "%lld", (long long)st->envelope.desired_generation);
+		else
+			fprintf(out, "-");
+		fprintf(out, " has_signed_ops=%s\n", st->envelope.has_signed_ops ? "true" : "false");
+	} else {
+		fprintf(out, "  envelope:         none yet\n");
+	}
+	fmt_ago(a, sizeof(a), st->updated_at, now);
+	fprintf(out, "  status written:   %s\n", a);
+	fprintf(out, "health: %s%s%s\n", why ? "UNHEALTHY (" : "healthy", why ? why : "", why ? ")" : "");
+	return why ? 1 : 0;
+}
+
+/* ---------------------------------------------------------- the daemon */
+
+struct daemon {
+	const struct daemon_opts *opts;
+	struct cfg **cfgp;
+	struct clients k;
+	struct sdnotify *notify;
+	struct wd wd;
+	struct daemon_status st;
+	struct buf report;
+	int wake[2];
+	int64_t next_ms;             /* monotonic time of the next cycle */
+	int64_t interval_s;
+	unsigned failures;
+	unsigned long last_collect_requests;
+	bool have_env;
+	struct hub_envelope env;
+	bool notify_warned, status_warned;
+};
+
+static const struct cfg *C(const struct daemon *d)
+{
+	return *d->cfgp;
+}
+
+static void lease(struct daemon *d, int64_t until_ms)
+{
+	atomic_store(&d->wd.lease_ms, (long long)until_ms);
+}
+
+static int64_t collect_budget_ms(const struct daemon *d)
+{
+	const struct cfg *c = C(d);
+
+	return (int64_t)(4 + d->last_collect_requests) * c->proxmox.timeout_seconds * 1000 +
+	       2 * c->privileged.timeout_seconds * 1000 + REPORT_PROBE_TIMEOUT_MS + LEASE_SLACK_MS +
+	       (c->proxmox.tls_fingerprint && *c->proxmox.tls_fingerprint && d->last_collect_requests == 0 ?
+		10000 : 0);
+}
+
+static int64_t post_budget_ms(const struct daemon *d)
+{
+	const struct cfg *c = C(d);
+
+	return c->hub.timeout_seconds * 1000 + connect_ms_of(c) + LEASE_SLACK_MS;
+}
+
+static void notify(struct daemon *d, const char *msg)
+{
+	if (sdnotify_send(d->notify, msg) && !d->notify_warned) {
+		d->notify_warned = true;
+		log_event(LOG_WARN, "daemon.notify_failed", "error", fh_strerror(FH_ERR_IO), "msg",
+			  "cannot send to NOTIFY_SOCKET; systemd will not hear from the agent", NULL);
+	}
+}
+
+static void notify_status(struct daemon *d)
+{
+	char msg[512];
+
+	if (d->st.parked)
+		snprintf(msg, sizeof(msg), "STATUS=parked: the hub refused the API key (%s); probing every %llds",
+			 d->st.last_error, (long long)C(d)->hub.parked_probe_seconds);
+	else if (d->st.last_error[0])
+		snprintf(msg, sizeof(msg), "STATUS=retrying after %lld failure(s): %s in %s",
+			 (long long)d->st.consecutive_failures, d->st.last_error, d->st.last_error_step);
+	else if (d->st.reports_sent)
+		snprintf(msg, sizeof(msg), "STATUS=reporting every %llds; %lld reports sent",
+			 (long long)d->interval_s, (long long)d->st.reports_sent);
+	else
+		snprintf(msg, sizeof(msg), "STATUS=starting");
+	notify(d, msg);
+}
+
+static void write_status(struct daemon *d, const char *state)
+{
+	int64_t now = wall_s(), left = d->next_ms - mono_ms();
+
+	if (state != d->st.state)
+		snprintf(d->st.state, sizeof(d->st.state), "%s", state);
+	d->st.updated_at = now;
+	d->st.interval_seconds = d->interval_s;
+	d->st.next_attempt_at = now + (left > 0 ? (left + 999) / 1000 : 0);
+	d->st.stale_after = d->st.next_attempt_at + (collect_budget_ms(d) + post_budget_ms(d)) / 1000 +
+			    STALE_GRACE_S;
+	snprintf(d->st.hub_url, sizeof(d->st.hub_url), "%s", d->k.hub ? hub_report_url(d->k.hub) : "");
+	if (daemon_status_write(C(d)->state_dir, &d->st)) {
+		if (!d->status_warned)
+			log_event(LOG_WARN, "daemon.status_write_failed", "error", fh_strerror(FH_ERR_IO), "dir",
+				  C(d)->state_dir, NULL);
+		d->status_warned = true;
+	} else {
+		d->status_warned = false;
+	}
+	notify_status(d);
+}
+
+static void schedule_in(struct daemon *d, int64_t ms)
+{
+	d->next_ms = mono_ms() + ms;
+}
+
+static void register_secrets(const struct cfg *c)
+{
+	const char *eq;
+
+	if (c->proxmox.token) {
+		log_add_secret(c->proxmox.token);
+		eq = strrchr(c->proxmox.token, '=');
+		if (eq)
+			log_add_secret(eq + 1);
+	}
+	if (c->hub.api_key)
+		log_add_secret(c->hub.api_key);
+}
+
+static void publish(const struct clients *k)
+{
+	atomic_store(&g_pve, k->pve);
+	atomic_store(&g_hub, k->hub);
+}
+
+static char *i2s(char *b, size_t n, int64_t v)
+{
+	snprintf(b, n, "%lld", (long long)v);
+	return b;
+}
+
+static void adopt_envelope(struct daemon *d, const struct hub_envelope *e)
+{
+	const struct cfg *c = C(d);
+	int64_t want = d->interval_s;
+	bool changed = !d->have_env;
+	char a[24], b[24], g[24];
+
+	if (e->poll_interval_set)
+		want = hub_clamp_interval(e->poll_interval_seconds, c->hub.min_interval_seconds, HUB_INTERVAL_MAX);
+	if (d->have_env)
+		changed = want != d->interval_s || e->blocked != d->env.blocked ||
+			  e->desired_generation != d->env.desired_generation ||
+			  e->has_signed_ops != d->env.has_signed_ops ||
+			  e->poll_interval_seconds != d->env.poll_interval_seconds;
+	d->interval_s = want;
+	d->env = *e;
+	d->have_env = true;
+	d->st.have_envelope = true;
+	d->st.envelope = *e;
+	if (changed)
+		log_event(LOG_INFO, "hub.envelope", "poll_interval_seconds",
+			  e->poll_interval_set ? i2s(a, sizeof(a), e->poll_interval_seconds) : "-", "interval_adopted",
+			  i2s(b, sizeof(b), want), "blocked", e->blocked ? "true" : "false", "desired_generation",
+			  e->desired_generation_set ? i2s(g, sizeof(g), e->desired_generation) : "-",
+			  "has_signed_ops", e->has_signed_ops ? "true" : "false", NULL);
+}
+
+static void note_error(struct daemon *d, const char *step, int code, long http, const char *reason)
+{
+	snprintf(d->st.last_error, sizeof(d->st.last_error), "%s", fh_strerror(code));
+	snprintf(d->st.last_error_step, sizeof(d->st.last_error_step), "%s", step);
+	snprintf(d->st.last_error_reason, sizeof(d->st.last_error_reason), "%s", reason ? reason : "");
+	d->st.last_http_status = http;
+}
+
+static int64_t parked_delay_ms(const struct cfg *c)
+{
+	int64_t p = c->hub.parked_probe_seconds * 1000, j = p / 10;
+
+	return p - j + (int64_t)(rnd64() % (uint64_t)(2 * j + 1));
+}
+
+/* A failed cycle: backoff, or the next parked probe. One log line. */
+static void cycle_failed(struct daemon *d, const char *step, int code, long http, const char *reason,
+			 const char *detail)
+{
+	const struct cfg *c = C(d);
+	char a[24], b[24], h[24];
+	int64_t delay;
+
+	note_error(d, step, code, http, reason);
+	if (d->st.parked) {
+		delay = parked_delay_ms(c);
+		schedule_in(d, delay);
+		log_event(LOG_WARN, "hub.parked", "error", fh_strerror(code), "step", step, "http_status",
+			  http ? i2s(h, sizeof(h), http) : "", "reason", reason, "next_probe_in_s",
+			  i2s(b, sizeof(b), (delay + 999) / 1000), NULL);
+		write_status(d, "parked");
+		return;
+	}
+	d->failures++;
+	d->st.consecutive_failures = d->failures;
+	delay = daemon_backoff_ms(d->failures, c->hub.backoff_initial_ms, c->hub.backoff_max_ms, rnd64());
+	schedule_in(d, delay);
+	log_event(LOG_WARN, !strcmp(step, "collect") ? "hub.collect_failed" : "hub.report_failed", "error",
+		  fh_strerror(code), "step", detail ? detail : step, "http_status", http ? i2s(h, sizeof(h), http) : "",
+		  "reason", reason, "attempt", i2s(a, sizeof(a), d->failures), "retry_in_ms",
+		  i2s(b, sizeof(b), delay), NULL);
+	write_status(d, "backoff");
+}
+
+static void park(struct daemon *d, int code, const struct hub_err *he)
+{
+	if (!d->st.parked) {
+		d->st.parked = true;
+		d->st.parked_since = wall_s();
+	}
+	d->failures = 0;
+	d->st.consecutive_failures = 0;
+	cycle_failed(d, "report", code, he->http_status, he->reason, NULL);
+}
+
+static void cycle(struct daemon *d)
+{
+	const struct cfg *c = C(d);
+	struct report_sources src;
+	struct report_err re;
+	struct hub_envelope env;
+	struct hub_err he;
+	struct pve_stats ps0, ps1;
+	char a[24], b[24];
+	int r;
+
+	d->st.last_attempt_at = wall_s();
+	lease(d, mono_ms() + collect_budget_ms(d));
+	memset(&src, 0, sizeof(src));
+	src.pve = d->k.pve;
+	src.priv = d->k.priv;
+	src.host_id = c->hub.host_id;
+	src.agent_version = FH_VERSION;
+	buf_reset(&d->report);
+	pve_stats(d->k.pve, &ps0);
+	r = report_collect(&src, &d->report, &re);
+	pve_stats(d->k.pve, &ps1);
+	if (atomic_load(&g_stop_sig))
+		return;
+	if (r) {
+		cycle_failed(d, "collect", r, re.pve.http_status, re.pve.reason, re.step[0] ? re.step : "collect");
+		return;
+	}
+	d->last_collect_requests = ps1.requests - ps0.requests;
+	if (re.specs_dropped)
+		log_event(LOG_WARN, "report.spec_dropped", "guests", i2s(a, sizeof(a), re.specs_dropped), "vmid",
+			  i2s(b, sizeof(b), re.spec_vmid), "error", fh_strerror(re.spec_code), NULL);
+	if (!d->st.ready) {
+		d->st.ready = true;
+		notify(d, "READY=1");
+		log_event(LOG_INFO, "daemon.ready", "msg", "first collection succeeded", NULL);
+	}
+	lease(d, mono_ms() + post_budget_ms(d));
+	r = hub_post_report(d->k.hub, d->report.data, d->report.len, &env, &he);
+	if (atomic_load(&g_stop_sig))
+		return;
+	if (r == FH_ERR_HTTP_401 || r == FH_ERR_HTTP_403) {
+		park(d, r, &he);
+		return;
+	}
+	if (r) {
+		cycle_failed(d, "report", r, he.http_status, he.reason, NULL);
+		return;
+	}
+	if (d->st.parked)
+		log_event(LOG_INFO, "hub.unparked", "msg", "the hub accepted the report again", NULL);
+	else if (d->failures)
+		log_event(LOG_INFO, "hub.recovered", "failures", i2s(a, sizeof(a), d->failures), NULL);
+	else if (!d->st.reports_sent)
+		log_event(LOG_INFO, "hub.first_report", "bytes", i2s(a, sizeof(a), (int64_t)d->report.len), NULL);
+	d->st.parked = false;
+	d->st.parked_since = 0;
+	d->failures = 0;
+	d->st.consecutive_failures = 0;
+	d->st.reports_sent++;
+	d->st.last_report_at = wall_s();
+	d->st.last_error[0] = d->st.last_error_step[0] = d->st.last_error_reason[0] = '\0';
+	d->st.last_http_status = 0;
+	adopt_envelope(d, &env);
+	schedule_in(d, d->interval_s * 1000);
+	log_event(LOG_DEBUG, "hub.report", "bytes", i2s(a, sizeof(a), (int64_t)d->report.len), "next_in_s",
+		  i2s(b, sizeof(b), d->interval_s), NULL);
+	write_status(d, "running");
+}
+
+static bool hub_settings_changed(const struct cfg *o, const struct cfg *n)
+{
+#define DIFF(f) ((o->f == NULL) != (n->f == NULL) || (o->f && n->f && strcmp(o->f, n->f)))
+	return DIFF(hub.url) || DIFF(hub.api_key) || DIFF(hub.ca_file) || DIFF(hub.tls_fingerprint) ||
+	       o->hub.timeout_seconds != n->hub.timeout_seconds;
+#undef DIFF
+}
+
+static void reload(struct daemon *d)
+{
+	char msg[128], err[512];
+	struct cfg *nc = NULL, *old;
+	struct clients nk, ok;
+	bool changed;
+	int r;
+
+	sdnotify_reloading_msg(msg, sizeof(msg));
+	notify(d, msg);
+	lease(d, mono_ms() + RELOAD_LEASE_MS);
+	memset(&nk, 0, sizeof(nk));
+	err[0] = '\0';
+	r = cfg_load(d->opts->config_path, NULL, &nc, err, sizeof(err));
+	if (!r && d->opts->state_dir)
+		r = cfg_set_state_dir(nc, d->opts->state_dir);
+	if (!r)
+		r = cfg_validate(nc, CFG_NEED_PROXMOX | CFG_NEED_HUB, err, sizeof(err));
+	if (!r)
+		r = clients_make(nc, &nk, err, sizeof(err));
+	if (r) {
+		log_event(LOG_ERROR, "daemon.reload_rejected", "error", fh_strerror(r), "reason", err, "msg",
+			  "keeping the running configuration", NULL);
+		cfg_free(nc);
+		if (d->st.ready)
+			notify(d, "READY=1");
+		notify_status(d);
+		return;
+	}
+	old = *d->cfgp;
+	changed = hub_settings_changed(old, nc);
+	ok = d->k;
+	d->k = nk;
+	publish(&d->k);
+	*d->cfgp = nc;
+	clients_free(&ok);
+	cfg_free(old);
+	{
+		int lvl = log_level_parse(nc->log.level), fmt = log_format_parse(nc->log.format);
+		log_setup((enum log_level)lvl, (enum log_format)fmt, stderr);
+	}
+	log_clear_secrets();
+	register_secrets(nc);
+	d->last_collect_requests = 0;
+	if (d->have_env && d->env.poll_interval_set)
+		d->interval_s = hub_clamp_interval(d->env.poll_interval_seconds, nc->hub.min_interval_seconds,
+						   HUB_INTERVAL_MAX);
+	else
+		d->interval_s = nc->hub.poll_seconds;
+	if (changed || d->st.parked || d->failures) {
+		/* an operator acted: try now (parked mode ends only when the hub
+		 * accepts a report; a refusal keeps it with a fresh period) */
+		d->failures = 0;
+		d->st.consecutive_failures = 0;
+		schedule_in(d, 0);
+	}
+	log_event(LOG_INFO, "daemon.reloaded", "hub_changed", changed ? "yes" : "no", NULL);
+	if (d->st.ready)
+		notify(d, "READY=1");
+	write_status(d, d->st.state[0] ? d->st.state : "starting");
+}
+
+static void drain(int fd)
+{
+	char tmp[64];
+
+	while (read(fd, tmp, sizeof(tmp)) > 0)
+		;
+}
+
+static int setup_signals(struct sigaction *old_term, struct sigaction *old_int, struct sigaction *old_hup)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGTERM, &sa, old_term) || sigaction(SIGINT, &sa, old_int) || sigaction(SIGHUP, &sa, old_hup))
+		return FH_ERR_IO;
+	return 0;
+}
+
+int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
+{
+	struct daemon d;
+	struct sigaction ot, oi, oh;
+	char why[512], a[24], b[24];
+	uint64_t wd_usec;
+	int r = FH_ERR_IO, sig;
+	bool signals_set = false;
+
+	memset(&d, 0, sizeof(d));
+	d.opts = o;
+	d.cfgp = cfgp;
+	d.wake[0] = d.wake[1] = -1;
+	buf_init(&d.report, REPORT_CAP);
+	atomic_init(&d.wd.lease_ms, (long long)mono_ms() + 60000);
+	atomic_store(&g_stop_sig, 0);
+	atomic_store(&g_reload, 0);
+	if (pipe2(d.wake, O_CLOEXEC | O_NONBLOCK))
+		goto out;
+	atomic_store(&g_wake_fd, d.wake[1]);
+	r = setup_signals(&ot, &oi, &oh);
+	if (r)
+		goto out;
+	signals_set = true;
+	r = sdnotify_open(NULL, &d.notify);
+	if (r) {
+		log_event(LOG_WARN, "daemon.notify_unavailable", "error", fh_strerror(r), "msg",
+			  "NOTIFY_SOCKET is not usable; running without systemd notification", NULL);
+		r = sdnotify_open((const char *const[]){ NULL }, &d.notify);
+		if (r)
+			goto out;
+	}
+	r = clients_make(C(&d), &d.k, why, sizeof(why));
+	if (r) {
+		log_event(LOG_ERROR, "daemon.clients", "error", fh_strerror(r), "reason", why, NULL);
+		goto out;
+	}
+	publish(&d.k);
+	if (atomic_load(&g_stop_sig))
+		daemon_cancel_all();
+	wd_usec = sdnotify_watchdog_usec(d.notify);
+	if (wd_usec && wd_start(&d.wd, d.notify, wd_usec)) {
+		r = FH_ERR_NOMEM;
+		goto out;
+	}
+	d.st.pid = getpid();
+	d.st.started_at = wall_s();
+	snprintf(d.st.agent_version, sizeof(d.st.agent_version), "%s", FH_VERSION);
+	d.interval_s = C(&d)->hub.poll_seconds;
+	schedule_in(&d, 0);
+	log_event(LOG_INFO, "daemon.start", "version", FH_VERSION, "hub", hub_report_url(d.k.hub), "trust",
+		  hub_trust_name(d.k.hub), "interval_s", i2s(a, sizeof(a), d.interval_s), "watchdog_ms",
+		  i2s(b, sizeof(b), (int64_t)(wd_usec / 1000)), "notify",
+		  sdnotify_enabled(d.notify) ? "yes" : "no", NULL);
+	write_status(&d, "starting");
+
+	while (!atomic_load(&g_stop_sig)) {
+		int64_t now, wait;
+		struct pollfd pfd;
+
+		if (atomic_exchange(&g_reload, 0)) {
+			reload(&d);
+			continue;
+		}
+		now = mono_ms();
+		if (now >= d.next_ms) {
+			cycle(&d);
+			continue;
+		}
+		wait = d.next_ms - now;
+		lease(&d, d.next_ms + SLEEP_LEASE_MS);
+		pfd.fd = d.wake[0];
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, wait > INT_MAX ? INT_MAX : (int)wait) > 0)
+			drain(d.wake[0]);
+	}
+	sig = atomic_load(&g_stop_sig);
+	notify(&d, "STOPPING=1");
+	log_event(LOG_INFO, "daemon.stop", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+	d.next_ms = mono_ms();
+	write_status(&d, "stopped");
+	r = 0;
+out:
+	atomic_store(&g_pve, NULL);
+	atomic_store(&g_hub, NULL);
+	wd_stop(&d.wd);
+	if (signals_set) {
+		sigaction(SIGTERM, &ot, NULL);
+		sigaction(SIGINT, &oi, NULL);
+		sigaction(SIGHUP, &oh, NULL);
+	}
+	atomic_store(&g_wake_fd, -1);
+	if (d.wake[0] >= 0)
+		close(d.wake[0]);
+	if (d.wake[1] >= 0)
+		close(d.wake[1]);
+	clients_free(&d.k);
+	sdnotify_close(d.notify);
+	buf_free(&d.report);
+	return r;
+}
+
+/* ---------------------------------------------------- --selftest=hub */
+
+int daemon_once(const struct cfg *c, struct daemon_once *out)
+{
+	struct clients k;
+	struct report_sources src;
+	struct report_err re;
+	struct hub_err he;
+	struct pve_stats ps;
+	struct hub_stats hs;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	buf_init(&out->report, REPORT_CAP);
+	memset(&k, 0, sizeof(k));
+	r = clients_make(c, &k, out->reason, sizeof(out->reason));
+	if (r) {
+		snprintf(out->step, sizeof(out->step), "clients");
+		out->code = r;
+		return r;
+	}
+	publish(&k);
+	snprintf(out->trust, sizeof(out->trust), "%s", hub_trust_name(k.hub));
+	snprintf(out->url, sizeof(out->url), "%s", hub_report_url(k.hub));
+	memset(&src, 0, sizeof(src));
+	src.pve = k.pve;
+	src.priv = k.priv;
+	src.host_id = c->hub.host_id;
+	src.agent_version = FH_VERSION;
+	r = report_collect(&src, &out->report, &re);
+	if (r) {
+		snprintf(out->step, sizeof(out->step), "collect");
+		snprintf(out->reason, sizeof(out->reason), "%s%s%s", re.step, re.pve.reason[0] ? ": " : "",
+			 re.pve.reason);
+		out->http_status = re.pve.http_status;
+		goto out;
+	}
+	r = hub_post_report(k.hub, out->report.data, out->report.len, &out->env, &he);
+	if (r) {
+		snprintf(out->step, sizeof(out->step), "report");
+		snprintf(out->reason, sizeof(out->reason), "%s", he.reason);
+		out->http_status = he.http_status;
+		goto out;
+	}
+	out->posted = true;
+	out->interval = out->env.poll_interval_set ?
+		hub_clamp_interval(out->env.poll_interval_seconds, c->hub.min_interval_seconds, HUB_INTERVAL_MAX) :
+		c->hub.poll_seconds;
+out:
+	out->code = r;
+	pve_stats(k.pve, &ps);
+	hub_stats(k.hub, &hs);
+	out->pve_requests = ps.requests;
+	out->hub_requests = hs.requests;
+	atomic_store(&g_pve, NULL);
+	atomic_store(&g_hub, NULL);
+	clients_free(&k);
+	return r;
+}
+
+void daemon_once_free(struct daemon_once *o)
+{
+	buf_free(&o->report);
+}
