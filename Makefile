@@ -18,7 +18,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0
 
 DEB_PKGS := build-essential make pkg-config ragel libcurl4-openssl-dev libwolfssl-dev \
             liblmdb-dev libyajl-dev python3 openssl ca-certificates binutils git \
-            openssh-client systemd
+            openssh-client systemd sudo
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wmissing-declarations -Wformat=2 -Wformat-security -Wvla -Wwrite-strings \
@@ -66,13 +66,19 @@ LIB_SRC  := $(filter-out src/main.c src/opsign.c,$(wildcard src/*.c))
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
             $(patsubst gen/%.c,$(BUILD)/obj/gen/%.o,$(RL_GEN))
 
-$(BUILD)/obj/%.o: src/%.c $(RL_GEN) | $(BUILD)/obj
+# The version is baked into objects: they rebuild when it changes.
+VERSION_STAMP := $(BUILD)/version.stamp
+$(VERSION_STAMP): FORCE | $(BUILD)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+FORCE:
+
+$(BUILD)/obj/%.o: src/%.c $(RL_GEN) $(VERSION_STAMP) | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/%.o: gen/%.c | $(BUILD)/obj/gen
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/test/%.o: test/%.c $(RL_GEN) | $(BUILD)/obj/test
+$(BUILD)/obj/test/%.o: test/%.c $(RL_GEN) $(VERSION_STAMP) | $(BUILD)/obj/test
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itest -c -o $@ $<
 
 $(BUILD)/libfelhom.a: $(LIB_OBJ)
@@ -129,13 +135,13 @@ benches: all $(BENCH_BIN)
 
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
 # Concurrency tests, also run under ThreadSanitizer.
-TSAN_TESTS := test_store test_nonce_kill test_tlspin
+TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon
 
 check: deps-check
 	$(MAKE) --no-print-directory tests
 	$(MAKE) --no-print-directory SANITIZE=address,undefined tests
 	rm -rf build/san-thread/test_*
-	$(MAKE) --no-print-directory SANITIZE=thread $(addprefix build/san-thread/,$(TSAN_TESTS))
+	$(MAKE) --no-print-directory SANITIZE=thread build/san-thread/felhom-agent $(addprefix build/san-thread/,$(TSAN_TESTS))
 	$(PYTHON) test/run build build/san-address-undefined build/san-thread
 
 bench: deps-check
@@ -160,6 +166,6 @@ deps-check:
 clean:
 	rm -rf build gen
 
-.PHONY: all tests benches check bench demo deps deps-check clean fuzz
+.PHONY: all tests benches check bench demo deps deps-check clean fuzz FORCE
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/gen/*.d $(BUILD)/obj/test/*.d)

@@ -41,6 +41,7 @@ struct pve_client {
 	char node[64];
 	struct httptrust trust;         /* CA / pin / insecure (httptrust.h) */
 	struct buf body;
+	bool body_toobig;               /* the last response passed max_response */
 	char status_reason[256];
 	long timeout_ms, connect_ms, poll_initial_ms, poll_max_ms, task_timeout_ms;
 	size_t max_response;
@@ -192,8 +193,10 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 {
 	struct pve_client *c = ud;
 
-	if (buf_append(&c->body, p, sz * nm))
+	if (buf_append(&c->body, p, sz * nm)) {
+		c->body_toobig = true;
 		return 0;       /* over the cap: libcurl aborts with CURLE_WRITE_ERROR */
+	}
 	return sz * nm;
 }
 
@@ -475,6 +478,7 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 	}
 	for (attempt = 0;; attempt++) {
 		buf_reset(&c->body);
+		c->body_toobig = false;
 		c->status_reason[0] = '\0';
 		c->errbuf[0] = '\0';
 		c->n_requests++;
@@ -486,7 +490,7 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 		if (attempt == 0 && !strcmp(method, "GET") && nconn == 0 &&
 		    (rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR))
 			continue;   /* a pooled connection the server had dropped */
-		r = map_curl(rc, c->body.len >= c->body.cap);
+		r = map_curl(rc, c->body_toobig);
 		if (r == FH_ERR_TOOBIG)
 			set_reason(e, "response larger than %zu bytes", c->max_response);
 		else if (r == FH_ERR_CANCELLED)

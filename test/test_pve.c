@@ -267,6 +267,44 @@ T_TEST(t_slow_response_times_out)
 	pve_client_free(c);
 }
 
+T_TEST(t_response_cap)
+{
+	struct pve_opts o;
+	struct pve_client *c = NULL;
+	struct pve_err e;
+	struct pve_guest *g = NULL;
+	size_t n = 0;
+	static const char *const args[] = { "--guests", "200", NULL };
+	struct sim big;
+
+	if (sim_start(&big, args)) {
+		t_failf(__FILE__, __LINE__, "sim_start");
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.endpoint = big.endpoint;
+	o.node = "pve";
+	o.token = big.token;
+	o.tls_fingerprint = big.fingerprint;
+	o.max_response = 4096;
+	T_OK(pve_client_new(&o, &c, &e));
+	if (c) {
+		T_ERR(pve_list_lxc(c, &g, &n, &e), FH_ERR_TOOBIG);
+		T_CHECK(g == NULL);
+		pve_client_free(c);
+		c = NULL;
+	}
+	/* and a list longer than the entry cap */
+	o.max_response = 0;
+	o.max_guests = 50;
+	T_OK(pve_client_new(&o, &c, &e));
+	if (c) {
+		T_ERR(pve_list_lxc(c, &g, &n, &e), FH_ERR_TOOBIG);
+		pve_client_free(c);
+	}
+	sim_stop(&big);
+}
+
 static int first_guest(struct pve_client *c, const char *status)
 {
 	struct pve_guest *g = NULL;
@@ -724,6 +762,7 @@ int main(void)
 	T_RUN(t_auth_errors);
 	T_RUN(t_http_error_mapping);
 	T_RUN(t_slow_response_times_out);
+	T_RUN(t_response_cap);
 	T_RUN(t_task_lifecycle);
 	T_RUN(t_set_config_sync_and_digest);
 	T_RUN(t_backup_restore_destroy);
