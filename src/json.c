@@ -25,6 +25,10 @@ struct pctx {
 	unsigned depth;
 	int err;                /* first error seen by a callback */
 	const char *why;
+	yajl_handle h;
+	int completing;         /* inside yajl_complete_parse */
+	size_t root_end;        /* input offset just past the top-level value */
+	size_t n;
 };
 
 static void json_free_node(struct json *j)
@@ -67,6 +71,8 @@ static int attach(struct pctx *c, struct json *v)
 
 	if (c->depth == 0) {
 		c->root = v;
+		/* A scalar root is only known complete at the end of input. */
+		c->root_end = c->completing ? c->n : yajl_get_bytes_consumed(c->h);
 		return 1;
 	}
 	f = &c->stack[c->depth - 1];
@@ -270,13 +276,28 @@ int json_parse(const char *p, size_t n, const struct json_limits *lim, struct js
 		r = FH_ERR_NOMEM;
 		goto out;
 	}
+	c.h = h;
+	c.n = n;
 	st = yajl_parse(h, (const unsigned char *)p, n);
-	if (st == yajl_status_ok)
+	if (st == yajl_status_ok) {
+		c.completing = 1;
 		st = yajl_complete_parse(h);
+	}
 	if (c.err) {
 		r = c.err;
 		set_err(errbuf, errlen, c.why);
 		goto out;
+	}
+	/* yajl's final check feeds one space, which an unterminated string
+	 * after the value absorbs ('{} "x'): only whitespace may follow. */
+	if (st == yajl_status_ok && c.root) {
+		size_t k;
+		for (k = c.root_end; k < n; k++) {
+			if (p[k] != ' ' && p[k] != '\t' && p[k] != '\n' && p[k] != '\r') {
+				st = yajl_status_error;
+				break;
+			}
+		}
 	}
 	if (st != yajl_status_ok || !c.root) {
 		/* yajl's verbose error would quote input bytes: keep it short. */

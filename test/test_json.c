@@ -88,6 +88,9 @@ T_TEST(t_rejects)
 	j = NULL;
 	T_ERR(parse("{\"a\":1} x", &strict, &j), FH_ERR_DECODE);
 	T_ERR(parse("{\"a\":1} {}", &strict, &j), FH_ERR_DECODE);
+	T_ERR(parse("{} \"x", &strict, &j), FH_ERR_DECODE);
+	T_ERR(parse("[1] \"", &strict, &j), FH_ERR_DECODE);
+	T_ERR(parse("5 \"x", &strict, &j), FH_ERR_DECODE);
 	T_ERR(parse("", &strict, &j), FH_ERR_DECODE);
 	T_ERR(parse("{\"a\":", &strict, &j), FH_ERR_DECODE);
 	T_ERR(parse("[\"\xff\"]", &strict, &j), FH_ERR_DECODE);   /* invalid UTF-8 */
@@ -101,6 +104,12 @@ T_TEST(t_rejects)
 	deep[17] = '\0';
 	memmove(deep + 8, deep + 9, 9);
 	T_OK(parse("[[[[[[[[]]]]]]]]", &strict, &j));
+	json_free(j);
+	j = NULL;
+	T_OK(parse(" 5 \n", &strict, &j));
+	json_free(j);
+	j = NULL;
+	T_OK(parse("\"s\"\r\n", &strict, &j));
 	json_free(j);
 	j = NULL;
 	{
