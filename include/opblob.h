@@ -52,7 +52,6 @@
 #define OPBLOB_MAX_DEPTH 4        /* nesting cap for a blob (it needs 2) */
 #define OPBLOB_MAX_PARAMS 16
 #define OPBLOB_MAX_SAFE_INT 9007199254740991LL   /* 2^53 - 1 */
-#define OPBLOB_NAMESPACE "felhom-op-v1"          /* the SSHSIG namespace */
 /* json_canonical's caps (the hub's conformance form, not the blob). */
 #define JSON_CANON_MAX_BYTES (64 * 1024)
 #define JSON_CANON_MAX_DEPTH 32

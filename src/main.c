@@ -1,22 +1,28 @@
 /* main.c — felhom-agent's command line: parses flags, loads the config,
  * and runs one mode. Library code returns errors; this file decides what
  * to print and the exit status (0 ok, 1 failure, 2 usage). */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <yajl/yajl_gen.h>
 
+#include "buf.h"
 #include "cfg.h"
 #include "daemon.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "opblob.h"
 #include "pve.h"
+#include "sig.h"
+#include "store.h"
 
 #define EXIT_USAGE 2
 
@@ -35,6 +41,12 @@ static const char usage_text[] =
 	"                         each task waited for\n"
 	"  --selftest=hub         one collect + report to the hub; prints the report and\n"
 	"                         the hub's envelope\n"
+	"  --verify-op BLOB_FILE SIG_FILE\n"
+	"                         run the signed-operation pipeline on an op blob and its\n"
+	"                         armored SSH signature against the configured signers,\n"
+	"                         host id and nonce store; prints the verified op as JSON\n"
+	"                         (exit 0) or the rejection name and a reason (exit 1).\n"
+	"                         A verified op's nonce is recorded: it cannot be used twice.\n"
 	"  --print-config         print the effective configuration, secrets redacted\n"
 	"  --version              print the version\n"
 	"  --help                 this text\n"
@@ -43,11 +55,14 @@ static const char usage_text[] =
 	"  --config PATH          config file (default " CFG_DEFAULT_PATH ")\n"
 	"  --state-dir DIR        durable state directory (overrides state_dir)\n"
 	"  --vmid N               guest for --selftest=task\n"
+	"  --signers FILE         signer lines for --verify-op (ROLE KEY_ID KEYTYPE BASE64\n"
+	"                         [COMMENT]); replaces authz.signers and authz.signers_file\n"
+	"  --host-id ID           this host's id for --verify-op (replaces hub.host_id)\n"
 	"\n"
 	"Every config key can be overridden by FELHOM_AGENT_<SECTION>_<KEY>.\n";
 
 enum mode { MODE_DAEMON, MODE_SELFTEST_READ, MODE_SELFTEST_TASK, MODE_SELFTEST_HUB, MODE_PRINT_CONFIG,
-	    MODE_VERSION, MODE_HELP, MODE_STATUS };
+	    MODE_VERSION, MODE_HELP, MODE_STATUS, MODE_VERIFY_OP };
 
 struct args {
 	enum mode mode;
@@ -55,6 +70,8 @@ struct args {
 	const char *config;
 	const char *state_dir;
 	long vmid;
+	const char *blob_file, *sig_file;   /* --verify-op */
+	const char *signers, *host_id;      /* --verify-op overrides */
 };
 
 static struct pve_client *volatile g_client;
@@ -127,6 +144,24 @@ static int parse_args(int argc, char **argv, struct args *a)
 			r = set_mode(a, MODE_SELFTEST_TASK, s);
 		} else if (!strcmp(s, "--selftest=hub")) {
 			r = set_mode(a, MODE_SELFTEST_HUB, s);
+		} else if (!strcmp(s, "--verify-op")) {
+			if (i + 2 >= argc || !*argv[i + 1] || !*argv[i + 2])
+				return usage_error("%s needs BLOB_FILE SIG_FILE", "--verify-op");
+			r = set_mode(a, MODE_VERIFY_OP, s);
+			a->blob_file = argv[++i];
+			a->sig_file = argv[++i];
+		} else if (!strcmp(s, "--signers") || !strncmp(s, "--signers=", 10)) {
+			v = flag_value(argc, argv, &i, "--signers");
+			if (!v || !*v)
+				return usage_error("%s needs a file", "--signers");
+			a->signers = v;
+			r = 0;
+		} else if (!strcmp(s, "--host-id") || !strncmp(s, "--host-id=", 10)) {
+			v = flag_value(argc, argv, &i, "--host-id");
+			if (!v || !*v)
+				return usage_error("%s needs an id", "--host-id");
+			a->host_id = v;
+			r = 0;
 		} else if (!strncmp(s, "--selftest=", 11)) {
 			return usage_error("unknown selftest \"%.40s\" (want read|task|hub)", s + 11);
 		} else if (!strcmp(s, "--config") || !strncmp(s, "--config=", 9)) {
@@ -156,6 +191,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		if (r)
 			return r;
 	}
+	if ((a->signers || a->host_id) && a->mode != MODE_VERIFY_OP)
+		return usage_error("%s are only for --verify-op", "--signers and --host-id");
 	if (a->vmid >= 0 && a->mode != MODE_SELFTEST_TASK)
 		return usage_error("%s is only for --selftest=task", "--vmid");
 	if (a->mode == MODE_SELFTEST_TASK && a->vmid < 0)
@@ -568,6 +605,145 @@ static int show_status(const struct cfg *c)
 	return daemon_status_print(&st, (int64_t)time(NULL), stdout);
 }
 
+/* Reads a small file whole; FH_ERR_IO / FH_ERR_TOOBIG. */
+static int read_small(const char *path, size_t cap, struct buf *out)
+{
+	char chunk[4096];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return FH_ERR_IO;
+	while (!r && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		r = buf_append(out, chunk, n);
+	if (!r && ferror(f))
+		r = FH_ERR_IO;
+	fclose(f);
+	if (!r && out->len > cap)
+		r = FH_ERR_TOOBIG;
+	return r;
+}
+
+/* The verified op as one JSON line (strings canonically escaped). */
+static int print_verified(const struct sig_verified *vd)
+{
+	struct buf o;
+	int r = 0;
+
+	buf_init(&o, 64 * 1024);
+	r |= buf_appendz(&o, "{\"op\":");
+	r |= json_canonical_string(vd->op.op, strlen(vd->op.op), &o);
+	r |= buf_appendz(&o, ",\"host_id\":");
+	r |= json_canonical_string(vd->op.host_id, strlen(vd->op.host_id), &o);
+	if (vd->op.has_guest)
+		r |= buf_printf(&o, ",\"guest_id\":%lld", (long long)vd->op.guest_id);
+	else
+		r |= buf_appendz(&o, ",\"guest_id\":null");
+	r |= buf_appendz(&o, ",\"params\":");
+	r |= opblob_params_canonical(&vd->op, &o);
+	r |= buf_appendz(&o, ",\"key_id\":");
+	r |= json_canonical_string(vd->op.key_id, strlen(vd->op.key_id), &o);
+	r |= buf_appendz(&o, ",\"signer\":");
+	r |= json_canonical_string(vd->signer_id, strlen(vd->signer_id), &o);
+	r |= buf_appendz(&o, ",\"role\":");
+	r |= json_canonical_string(sig_role_name(vd->role), strlen(sig_role_name(vd->role)), &o);
+	r |= buf_appendz(&o, ",\"nonce\":");
+	r |= json_canonical_string(vd->op.nonce, strlen(vd->op.nonce), &o);
+	r |= buf_printf(&o, ",\"issued_at\":%lld,\"expires_at\":%lld}\n", (long long)vd->op.issued_at,
+			(long long)vd->op.expires_at);
+	if (!r)
+		fputs(buf_str(&o), stdout);
+	buf_free(&o);
+	return r ? FH_ERR_INTERNAL : 0;
+}
+
+/* --verify-op: the whole pipeline, nonce recorded last. Exit 0 verified,
+ * 1 rejected (the rejection name first on its line) or failed. */
+static int verify_op(const struct cfg *c, const struct args *a)
+{
+	struct sig_config sc;
+	struct sig_verifier *v = NULL;
+	struct sig_verified vd;
+	struct store_opts so;
+	struct store *st = NULL;
+	struct buf blob, armor;
+	char err[512] = "", why[512] = "", dbdir[4096];
+	int r;
+
+	buf_init(&blob, OPBLOB_MAX_BYTES + 1);
+	buf_init(&armor, SIG_ARMOR_MAX + 1);
+	r = read_small(a->blob_file, OPBLOB_MAX_BYTES, &blob);
+	if (r == FH_ERR_TOOBIG) {
+		printf("malformed: the op blob is larger than %d bytes\n", OPBLOB_MAX_BYTES);
+		r = 1;
+		goto out;
+	}
+	if (r) {
+		fprintf(stderr, "felhom-agent: --verify-op: cannot read %s\n", a->blob_file);
+		r = 1;
+		goto out;
+	}
+	r = read_small(a->sig_file, SIG_ARMOR_MAX, &armor);
+	if (r == FH_ERR_TOOBIG) {
+		printf("malformed: the signature is larger than %d bytes\n", SIG_ARMOR_MAX);
+		r = 1;
+		goto out;
+	}
+	if (r) {
+		fprintf(stderr, "felhom-agent: --verify-op: cannot read %s\n", a->sig_file);
+		r = 1;
+		goto out;
+	}
+	memset(&sc, 0, sizeof(sc));
+	if (a->signers) {
+		sc.signers_file = a->signers;
+	} else {
+		sc.signers = (const char *const *)c->authz.signers;
+		sc.nsigners = c->authz.nsigners;
+		sc.signers_file = c->authz.signers_file;
+	}
+	sc.host_id = a->host_id ? a->host_id : c->hub.host_id;
+	sc.max_lifetime_seconds = c->authz.max_lifetime_seconds;
+	sc.clock_skew_seconds = c->authz.clock_skew_seconds;
+	if (!sc.host_id || !*sc.host_id) {
+		fprintf(stderr, "felhom-agent: --verify-op: no host id (set hub.host_id or --host-id)\n");
+		r = 1;
+		goto out;
+	}
+	if (sig_verifier_new(&sc, &v, err, sizeof(err))) {
+		fprintf(stderr, "felhom-agent: signers: %s\n", err);
+		r = 1;
+		goto out;
+	}
+	snprintf(dbdir, sizeof(dbdir), "%s/db", c->state_dir);
+	memset(&so, 0, sizeof(so));
+	so.dir = dbdir;
+	r = store_open(&so, &st);
+	if (r) {
+		fprintf(stderr, "felhom-agent: cannot open the nonce store in %s: %s\n", dbdir, fh_strerror(r));
+		r = 1;
+		goto out;
+	}
+	r = sig_verify_and_record(v, st, (const uint8_t *)blob.data, blob.len, buf_str(&armor), armor.len,
+				  (int64_t)time(NULL), &vd, why, sizeof(why));
+	if (r) {
+		printf("%s: %s\n", fh_strerror(r), why[0] ? why : "rejected");
+		log_event(LOG_WARN, "verify_op.rejected", "rejection", fh_strerror(r), NULL);
+		r = 1;
+		goto out;
+	}
+	log_event(LOG_INFO, "verify_op.verified", "op", vd.op.op, "signer", vd.signer_id, "role",
+		  sig_role_name(vd.role), NULL);
+	r = print_verified(&vd) ? 1 : 0;
+out:
+	store_close(st);
+	sig_verifier_free(v);
+	buf_free(&blob);
+	buf_free(&armor);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -576,6 +752,12 @@ int main(int argc, char **argv)
 	unsigned need = 0;
 	int r;
 
+	/* Descriptors 0-2 must be open before any file (the LMDB store above
+	 * all) can be given one of those numbers and receive stray output. */
+	for (r = 0; r < 3; r++) {
+		if (fcntl(r, F_GETFD) < 0 && open("/dev/null", O_RDWR) != r)
+			return 1;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	r = parse_args(argc, argv, &a);
 	if (r)
@@ -640,6 +822,9 @@ int main(int argc, char **argv)
 		break;
 	case MODE_STATUS:
 		r = show_status(c);
+		break;
+	case MODE_VERIFY_OP:
+		r = verify_op(c, &a);
 		break;
 	case MODE_DAEMON: {
 		struct daemon_opts o = { a.config, a.state_dir };

@@ -995,7 +995,7 @@ static int self_verifier(const struct signkey *k, const char *host, struct sig_v
 static int sign_blob(const struct signkey *k, const struct tmpdir *t, const struct buf *blob, struct buf *armor)
 {
 	char bpath[PATH_MAX + 16], spath[PATH_MAX + 16];
-	const char *argv[] = { "ssh-keygen", "-q", "-Y", "sign", "-n", OPBLOB_NAMESPACE, "-f", k->file, bpath, NULL };
+	const char *argv[] = { "ssh-keygen", "-q", "-Y", "sign", "-n", SIG_NAMESPACE, "-f", k->file, bpath, NULL };
 	int st = -1, r;
 
 	snprintf(bpath, sizeof(bpath), "%s/blob", t->path);
