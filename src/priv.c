@@ -19,20 +19,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "err.h"
+#include "proc.h"
+
+_Static_assert(sizeof(((struct priv_err *)0)->stderr_tail) == sizeof(((struct proc_result *)0)->stderr_tail),
+	       "the stderr tail passes through whole");
 
 #define PRIV_DEFAULT_SUDO "/usr/bin/sudo"
 #define PRIV_DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,13 +43,7 @@
 #define PRIV_MAX_ARG_LEN 4096     /* bytes in one argv element */
 #define PRIV_MAX_SEARCH_PATH 4096 /* bytes in opts.path */
 #define PRIV_MAX_FS_PATH 1024     /* device, mount and guest paths */
-#define PRIV_TAIL_CAP (sizeof(((struct priv_err *)NULL)->stderr_tail) - 1)
-#define PRIV_POLL_SLICE_MS 100    /* longest sleep between child-exit checks */
-#define PRIV_IDLE_SLICE_MS 10     /* same, once both pipes are closed */
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define PRIV_HAVE_CLOSEFROM 1
-#endif
 
 struct priv {
 	enum priv_mode mode;
@@ -60,7 +53,6 @@ struct priv {
 	size_t max_output;
 	char *env_path;         /* "PATH=<path>" */
 	char env_lc[sizeof "LC_ALL=C"];
-	char *envp[3];          /* { env_path, env_lc, NULL } */
 };
 
 /* Which exit statuses count as success. */
@@ -338,9 +330,6 @@ int priv_new(const struct priv_opts *o, struct priv **out)
 	}
 	snprintf(p->env_path, n, "PATH=%s", path);
 	memcpy(p->env_lc, "LC_ALL=C", sizeof p->env_lc);
-	p->envp[0] = p->env_path;
-	p->envp[1] = p->env_lc;
-	p->envp[2] = NULL;
 
 	*out = p;
 	p = NULL;
@@ -363,14 +352,6 @@ void priv_free(struct priv *p)
 /* ---------------------------------------------------------------------
  * Running one command.
  */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool is_exec_file(const char *path)
 {
@@ -396,218 +377,6 @@ static int resolve_tool(const struct priv *p, const char *name, char *dst, size_
 			return FH_ERR_SPAWN;
 		s = e + 1;
 	}
-}
-
-/* Copies the strings of parts (NULL-terminated lists, in order) into one
- * block holding a char *[] and the bytes, so posix_spawn gets a mutable
- * vector without casting const away. Caller frees the result. */
-static char **build_vec(const char *const *const parts[], size_t nparts)
-{
-	size_t count = 0, bytes = 0, i, j;
-	char **vec;
-	char *w;
-
-	for (i = 0; i < nparts; i++)
-		for (j = 0; parts[i][j]; j++) {
-			count++;
-			bytes += strlen(parts[i][j]) + 1;
-		}
-	vec = malloc((count + 1) * sizeof *vec + bytes);
-	if (!vec)
-		return NULL;
-	w = (char *)(vec + count + 1);
-	count = 0;
-	for (i = 0; i < nparts; i++)
-		for (j = 0; parts[i][j]; j++) {
-			size_t n = strlen(parts[i][j]) + 1;
-			memcpy(w, parts[i][j], n);
-			vec[count++] = w;
-			w += n;
-		}
-	vec[count] = NULL;
-	return vec;
-}
-
-/* Moves *fd above 0-2 so the child's dup2 onto stdio cannot clobber it. */
-static int fd_above_stdio(int *fd)
-{
-	int nfd;
-
-	if (*fd > 2)
-		return 0;
-	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (nfd < 0)
-		return FH_ERR_IO;
-	close(*fd);
-	*fd = nfd;
-	return 0;
-}
-
-static int spawn_child(const struct priv *p, char *const vec[], int out_w, int err_w, pid_t *pid_out)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	bool fa_ok = false, at_ok = false;
-	pid_t pid;
-	int r = FH_ERR_SPAWN;
-
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		goto out;
-	fa_ok = true;
-	if (posix_spawnattr_init(&at) != 0)
-		goto out;
-	at_ok = true;
-	sigemptyset(&none);
-	sigfillset(&all);
-	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
-	    posix_spawn_file_actions_adddup2(&fa, out_w, 1) != 0 ||
-	    posix_spawn_file_actions_adddup2(&fa, err_w, 2) != 0)
-		goto out;
-#ifdef PRIV_HAVE_CLOSEFROM
-	/* Descriptors another thread opened without O_CLOEXEC stay out too. */
-	if (posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0 ||
-	    posix_spawn_file_actions_addchdir_np(&fa, "/") != 0)
-		goto out;
-#endif
-	if (posix_spawnattr_setflags(&at, (short)(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						  POSIX_SPAWN_SETSIGDEF)) != 0 ||
-	    posix_spawnattr_setpgroup(&at, 0) != 0 || posix_spawnattr_setsigmask(&at, &none) != 0 ||
-	    posix_spawnattr_setsigdefault(&at, &all) != 0)
-		goto out;
-	if (posix_spawn(&pid, vec[0], &fa, &at, vec, p->envp) != 0)
-		goto out;
-
-	*pid_out = pid;
-	r = 0;
-out:
-	if (at_ok)
-		posix_spawnattr_destroy(&at);
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	return r;
-}
-
-/* What the pipes have delivered so far. */
-struct sink {
-	struct pollfd fds[2];   /* [0] stdout, [1] stderr; fd -1 once at EOF */
-	bool collect;           /* keep stdout (else discard) */
-	struct buf col;         /* stdout, capped at max_output */
-	char tail[PRIV_TAIL_CAP];
-	size_t tail_len;
-};
-
-static void tail_add(struct sink *sk, const char *d, size_t n)
-{
-	if (n >= PRIV_TAIL_CAP) {
-		memcpy(sk->tail, d + n - PRIV_TAIL_CAP, PRIV_TAIL_CAP);
-		sk->tail_len = PRIV_TAIL_CAP;
-		return;
-	}
-	if (sk->tail_len + n > PRIV_TAIL_CAP) {
-		size_t drop = sk->tail_len + n - PRIV_TAIL_CAP;
-		memmove(sk->tail, sk->tail + drop, sk->tail_len - drop);
-		sk->tail_len -= drop;
-	}
-	memcpy(sk->tail + sk->tail_len, d, n);
-	sk->tail_len += n;
-}
-
-/* One read from pipe i if poll said it is ready. 0, or FH_ERR_TOOBIG,
- * FH_ERR_NOMEM, FH_ERR_IO, each of which ends the run. */
-static int sink_read(struct sink *sk, int i)
-{
-	char chunk[16384];
-	ssize_t n;
-
-	if (sk->fds[i].fd < 0 || !sk->fds[i].revents)
-		return 0;
-	if (sk->fds[i].revents & POLLNVAL)
-		return FH_ERR_IO;
-	n = read(sk->fds[i].fd, chunk, sizeof chunk);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : FH_ERR_IO;
-	if (n == 0) {
-		close(sk->fds[i].fd);
-		sk->fds[i].fd = -1;
-		return 0;
-	}
-	if (i == 1) {
-		tail_add(sk, chunk, (size_t)n);
-		return 0;
-	}
-	return sk->collect ? buf_append(&sk->col, chunk, (size_t)n) : 0;
-}
-
-/* Reads both pipes until the child has exited and what it wrote is read,
- * or until the deadline (FH_ERR_TIMEOUT) or a cap or error ends the run.
- * Whatever ends it, the child is reaped before returning and its wait
- * status is in *status (*reaped false only if waitpid itself failed). */
-static int pump(struct sink *sk, pid_t pid, long long deadline, int *status, bool *reaped)
-{
-	bool got = false;
-	int r = 0, st = 0, i;
-
-	for (;;) {
-		long long left = deadline - now_ms();
-		bool open_fds = sk->fds[0].fd >= 0 || sk->fds[1].fd >= 0;
-		int slice, n;
-
-		if (got && !open_fds)
-			break;
-		if (left <= 0) {
-			/* Once the child is gone, only a grandchild that keeps
-			 * writing gets here; what the child said stands. */
-			if (!got)
-				r = FH_ERR_TIMEOUT;
-			break;
-		}
-		if (got)
-			slice = 0; /* drain only what is already there */
-		else
-			slice = (int)(left < PRIV_POLL_SLICE_MS ? left : PRIV_POLL_SLICE_MS);
-		if (!got && !open_fds && slice > PRIV_IDLE_SLICE_MS)
-			slice = PRIV_IDLE_SLICE_MS;
-		n = poll(sk->fds, 2, slice);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = FH_ERR_IO;
-			break;
-		}
-		if (n == 0 && got)
-			break; /* a grandchild holds a pipe open: stop reading */
-		for (i = 0; i < 2 && r == 0; i++)
-			r = sink_read(sk, i);
-		if (r != 0)
-			break;
-		if (!got) {
-			pid_t w = waitpid(pid, &st, WNOHANG);
-			if (w == pid) {
-				got = true;
-			} else if (w < 0 && errno != EINTR) {
-				r = FH_ERR_IO;
-				break;
-			}
-		}
-	}
-	if (!got) {
-		/* The group is ours until the leader is reaped, so this reaches
-		 * the child and anything it started, never a stranger. */
-		kill(-pid, SIGKILL);
-		for (;;) {
-			pid_t w = waitpid(pid, &st, 0);
-			if (w == pid) {
-				got = true;
-				break;
-			}
-			if (w < 0 && errno != EINTR)
-				break;
-		}
-	}
-	*status = st;
-	*reaped = got;
-	return r;
 }
 
 static void err_reset(struct priv_err *err)
@@ -657,114 +426,54 @@ static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
 		   struct priv_err *err, enum priv_accept acc)
 {
 	char tool[PATH_MAX];
-	const char *sudo_head[] = { NULL, "-n", "--", NULL };
-	const char *tool_head[] = { tool, NULL };
-	const char *const *parts[3];
-	size_t nparts = 0;
-	char **vec = NULL;
-	struct sink sk;
-	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
-	pid_t pid = -1;
-	int r = FH_ERR_INTERNAL, st = 0, code;
-	bool reaped = false, signaled;
-	long long deadline;
+	const char *vec[PRIV_MAX_ARGS + 4];
+	const char *envp[3];
+	struct proc_opts po;
+	struct proc_result res;
+	size_t n = 0, i;
+	int r;
 
-	memset(&sk, 0, sizeof sk);
-	sk.fds[0].fd = sk.fds[1].fd = -1;
-	buf_init(&sk.col, p ? p->max_output : 0);
 	err_reset(err);
-	if (!p) {
-		r = FH_ERR_INVAL;
-		goto out;
-	}
+	if (!p)
+		return FH_ERR_INVAL;
 	r = check_argv(argv);
 	if (r != 0)
-		goto out;
+		return r;
 	err_program(err, argv[0]);
-
 	r = resolve_tool(p, argv[0], tool, sizeof tool);
 	if (r != 0)
-		goto out;
+		return r;
 	if (p->mode == PRIV_MODE_SUDO) {
-		if (!is_exec_file(p->sudo_path)) {
-			r = FH_ERR_SPAWN;
-			goto out;
+		if (!is_exec_file(p->sudo_path))
+			return FH_ERR_SPAWN;
+		vec[n++] = p->sudo_path;
+		vec[n++] = "-n";
+		vec[n++] = "--";
+	}
+	vec[n++] = tool;
+	for (i = 1; argv[i]; i++)
+		vec[n++] = argv[i];
+	vec[n] = NULL;
+	envp[0] = p->env_path;
+	envp[1] = p->env_lc;
+	envp[2] = NULL;
+	po.timeout_ms = p->timeout_ms;
+	po.max_output = p->max_output;
+	/* stdout reaches the caller only once the exit status is judged */
+	{
+		struct buf col;
+		buf_init(&col, p->max_output);
+		r = proc_run(vec[0], vec, envp, &po, out ? &col : NULL, &res);
+		if (err) {
+			err->exit_status = res.status;
+			memcpy(err->stderr_tail, res.stderr_tail, sizeof err->stderr_tail);
 		}
-		sudo_head[0] = p->sudo_path;
-		parts[nparts++] = sudo_head;
+		if (r == 0 && !status_ok(res.status, res.signaled, acc))
+			r = FH_ERR_EXIT;
+		if (r == 0 && out && col.len)
+			r = buf_append(out, col.data, col.len);
+		buf_free(&col);
 	}
-	parts[nparts++] = tool_head;
-	parts[nparts++] = argv + 1;
-	vec = build_vec(parts, nparts);
-	if (!vec) {
-		r = FH_ERR_NOMEM;
-		goto out;
-	}
-
-	if (pipe2(out_p, O_CLOEXEC) != 0 || fd_above_stdio(&out_p[0]) != 0 ||
-	    fd_above_stdio(&out_p[1]) != 0 || pipe2(err_p, O_CLOEXEC) != 0 ||
-	    fd_above_stdio(&err_p[0]) != 0 || fd_above_stdio(&err_p[1]) != 0) {
-		r = FH_ERR_IO;
-		goto out;
-	}
-	deadline = now_ms() + p->timeout_ms;
-	r = spawn_child(p, vec, out_p[1], err_p[1], &pid);
-	if (r != 0)
-		goto out;
-	close(out_p[1]);
-	close(err_p[1]);
-	out_p[1] = err_p[1] = -1;
-
-	sk.collect = out != NULL;
-	sk.fds[0].fd = out_p[0];
-	sk.fds[1].fd = err_p[0];
-	sk.fds[0].events = sk.fds[1].events = POLLIN;
-	out_p[0] = err_p[0] = -1; /* owned by sk now */
-	r = pump(&sk, pid, deadline, &st, &reaped);
-	if (!reaped) {
-		if (r == 0)
-			r = FH_ERR_IO;
-		goto out;
-	}
-	signaled = WIFSIGNALED(st);
-	code = signaled ? 128 + WTERMSIG(st) : WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-	if (err)
-		err->exit_status = code;
-	if (r != 0)
-		goto out;
-	if (!status_ok(code, signaled, acc)) {
-		r = FH_ERR_EXIT;
-		goto out;
-	}
-	if (out && sk.col.len) {
-		r = buf_append(out, sk.col.data, sk.col.len);
-		if (r != 0)
-			goto out;
-	}
-	r = 0;
-out:
-	if (err) {
-		size_t i;
-		for (i = 0; i < sk.tail_len; i++) {
-			unsigned char c = (unsigned char)sk.tail[i];
-			err->stderr_tail[i] = (c < 0x20 && c != '\n') || c == 0x7f ? '?' : (char)c;
-		}
-		err->stderr_tail[sk.tail_len] = '\0';
-	}
-	if (sk.fds[0].fd >= 0)
-		close(sk.fds[0].fd);
-	if (sk.fds[1].fd >= 0)
-		close(sk.fds[1].fd);
-	if (out_p[0] >= 0)
-		close(out_p[0]);
-	if (out_p[1] >= 0)
-		close(out_p[1]);
-	if (err_p[0] >= 0)
-		close(err_p[0]);
-	if (err_p[1] >= 0)
-		close(err_p[1]);
-	buf_free(&sk.col);
-	free(vec);
 	return r;
 }
 

@@ -9,33 +9,23 @@
  */
 #include "report.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <yajl/yajl_gen.h>
 
 #include "err.h"
 #include "json.h"
+#include "proc.h"
 
 #ifndef FH_VERSION
 #define FH_VERSION "0.0.0-unknown"
 #endif
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define REPORT_HAVE_CLOSEFROM 1
-#endif
 
 #define REPORT_SENSORS_MAX_BYTES ((size_t)1 << 20)
 #define REPORT_SENSORS_MAX_DEPTH 8
@@ -60,14 +50,6 @@ static void set_step(struct report_err *e, const char *step)
 		n = sizeof e->step - 1;
 	memcpy(e->step, step, n);
 	e->step[n] = '\0';
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* 100 * part / whole as a percentage in [0, 100]; 0 when whole is not positive. */
@@ -181,189 +163,46 @@ static int collect_temp(struct priv *pv, int *temp)
  * The cloudflared probe: systemctl is-active cloudflared.
  */
 
-static int probe_spawn(const char *path, int out_w, pid_t *pid_out)
-{
-	static const char *const argv_c[] = { "systemctl", "is-active", "cloudflared", NULL };
-	static const char *const envp_c[] = { REPORT_PROBE_PATH_ENV, "LC_ALL=C", NULL };
-	/* posix_spawn takes char *const[]; copy into writable storage rather
-	 * than cast const away. */
-	char a0[sizeof "systemctl"], a1[sizeof "is-active"], a2[sizeof "cloudflared"];
-	char e0[sizeof REPORT_PROBE_PATH_ENV], e1[sizeof "LC_ALL=C"];
-	char *argv[4], *envp[3];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	bool fa_ok = false, at_ok = false;
-	pid_t pid;
-	int r = FH_ERR_SPAWN;
-
-	memcpy(a0, argv_c[0], sizeof a0);
-	memcpy(a1, argv_c[1], sizeof a1);
-	memcpy(a2, argv_c[2], sizeof a2);
-	memcpy(e0, envp_c[0], sizeof e0);
-	memcpy(e1, envp_c[1], sizeof e1);
-	argv[0] = a0;
-	argv[1] = a1;
-	argv[2] = a2;
-	argv[3] = NULL;
-	envp[0] = e0;
-	envp[1] = e1;
-	envp[2] = NULL;
-
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		goto out;
-	fa_ok = true;
-	if (posix_spawnattr_init(&at) != 0)
-		goto out;
-	at_ok = true;
-	sigemptyset(&none);
-	sigfillset(&all);
-	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
-	    posix_spawn_file_actions_adddup2(&fa, out_w, 1) != 0 ||
-	    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) != 0)
-		goto out;
-#ifdef REPORT_HAVE_CLOSEFROM
-	if (posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0 ||
-	    posix_spawn_file_actions_addchdir_np(&fa, "/") != 0)
-		goto out;
-#endif
-	if (posix_spawnattr_setflags(&at, (short)(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						  POSIX_SPAWN_SETSIGDEF)) != 0 ||
-	    posix_spawnattr_setpgroup(&at, 0) != 0 || posix_spawnattr_setsigmask(&at, &none) != 0 ||
-	    posix_spawnattr_setsigdefault(&at, &all) != 0)
-		goto out;
-	if (posix_spawn(&pid, path, &fa, &at, argv, envp) != 0)
-		goto out;
-	*pid_out = pid;
-	r = 0;
-out:
-	if (at_ok)
-		posix_spawnattr_destroy(&at);
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	return r;
-}
-
-/* Reads the child's stdout into dst (at most cap bytes; one more is an
- * error) until EOF and its exit, both before deadline. The child is always
- * reaped; on any failure its whole process group is killed first. */
-static int probe_pump(int fd, pid_t pid, long long deadline, char *dst, size_t cap, size_t *len,
-		      int *status)
-{
-	struct pollfd pfd = { fd, POLLIN, 0 };
-	bool eof = false, got = false;
-	size_t have = 0;
-	int r = 0, st = 0;
-
-	while (!got) {
-		long long left = deadline - mono_ms();
-		int n;
-
-		if (left <= 0) {
-			r = FH_ERR_TIMEOUT;
-			break;
-		}
-		if (!eof) {
-			n = poll(&pfd, 1, (int)(left < 50 ? left : 50));
-			if (n < 0 && errno != EINTR) {
-				r = FH_ERR_IO;
-				break;
-			}
-			if (n > 0) {
-				char chunk[REPORT_PROBE_MAX_OUTPUT + 1];
-				ssize_t k = read(fd, chunk, sizeof chunk);
-
-				if (k < 0 && errno != EINTR && errno != EAGAIN) {
-					r = FH_ERR_IO;
-					break;
-				}
-				if (k == 0) {
-					eof = true;
-				} else if (k > 0) {
-					if ((size_t)k > cap - have) {
-						r = FH_ERR_TOOBIG;
-						break;
-					}
-					memcpy(dst + have, chunk, (size_t)k);
-					have += (size_t)k;
-				}
-			}
-		} else {
-			struct timespec ts = { 0, 5 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
-		}
-		if (eof) {
-			pid_t w = waitpid(pid, &st, WNOHANG);
-
-			if (w == pid)
-				got = true;
-			else if (w < 0 && errno != EINTR) {
-				r = FH_ERR_IO;
-				break;
-			}
-		}
-	}
-	if (!got) {
-		/* The group is ours until the leader is reaped. */
-		kill(-pid, SIGKILL);
-		for (;;) {
-			pid_t w = waitpid(pid, &st, 0);
-			if (w == pid || (w < 0 && errno != EINTR))
-				break;
-		}
-	}
-	*len = have;
-	*status = st;
-	return r;
-}
-
 int report_probe_cloudflared(const char *systemctl_path, const char **word)
 {
 	static const char *const words[] = { "active", "inactive", "failed", NULL };
+	static const char *const argv[] = { "systemctl", "is-active", "cloudflared", NULL };
+	static const char *const envp[] = { REPORT_PROBE_PATH_ENV, "LC_ALL=C", NULL };
 	const char *path = systemctl_path ? systemctl_path : REPORT_DEFAULT_SYSTEMCTL;
-	char out[REPORT_PROBE_MAX_OUTPUT];
-	int p[2] = { -1, -1 };
-	pid_t pid = -1;
-	size_t len = 0, i;
-	int r = FH_ERR_INTERNAL, st = 0;
+	struct proc_opts po = { REPORT_PROBE_TIMEOUT_MS, REPORT_PROBE_MAX_OUTPUT };
+	struct proc_result res;
+	struct buf out;
+	const char *text;
+	size_t len, i;
+	int r;
 
 	if (word)
 		*word = "unknown";
-	if (!word || path[0] != '/') {
-		r = FH_ERR_INVAL;
-		goto out;
-	}
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		r = FH_ERR_IO;
-		goto out;
-	}
-	r = probe_spawn(path, p[1], &pid);
-	close(p[1]);
-	p[1] = -1;
+	if (!word || path[0] != '/')
+		return FH_ERR_INVAL;
+	buf_init(&out, REPORT_PROBE_MAX_OUTPUT);
+	/* is-active exits non-zero for inactive and failed: the word decides */
+	r = proc_run(path, argv, envp, &po, &out, &res);
 	if (r)
 		goto out;
-	r = probe_pump(p[0], pid, mono_ms() + REPORT_PROBE_TIMEOUT_MS, out, sizeof out, &len, &st);
-	if (r)
-		goto out;
-	if (!WIFEXITED(st)) {
+	if (res.signaled) {
 		r = FH_ERR_EXIT;
 		goto out;
 	}
-	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' '))
+	text = buf_str(&out);
+	len = out.len;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
 		len--;
 	r = FH_ERR_DECODE;
 	for (i = 0; words[i]; i++) {
-		if (strlen(words[i]) == len && memcmp(out, words[i], len) == 0) {
+		if (strlen(words[i]) == len && memcmp(text, words[i], len) == 0) {
 			*word = words[i];
 			r = 0;
 			break;
 		}
 	}
 out:
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
+	buf_free(&out);
 	return r;
 }
 

@@ -1,7 +1,8 @@
 /* test_fence.c — the structural fence between the two Proxmox backends,
  * asserted over the built objects: the API side (pve, tlspin) references
- * no process-spawning symbol; the privileged backend references no
- * socket, resolver, libcurl or wolfSSL symbol. */
+ * no process-spawning symbol; the privileged backend and the process
+ * runner under it reference no socket, resolver, libcurl or wolfSSL
+ * symbol. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -94,6 +95,7 @@ T_TEST(t_privileged_backend_never_connects)
 {
 	static const char *const prefixes[] = { "curl_", "wolfSSL", "wc_", NULL };
 	check_object("priv", net_syms, prefixes);
+	check_object("proc", net_syms, prefixes);
 }
 
 /* The collector talks to Proxmox only through pve_ and runs only its fixed
@@ -110,7 +112,7 @@ T_TEST(t_fence_checker_sees_symbols)
 	char obj[512];
 	char *syms;
 
-	snprintf(obj, sizeof(obj), "%s/obj/priv.o", t_build_dir());
+	snprintf(obj, sizeof(obj), "%s/obj/proc.o", t_build_dir());
 	syms = undefined_syms(obj);
 	T_CHECK(syms != NULL);
 	if (syms)
