@@ -135,7 +135,7 @@ benches: all $(BENCH_BIN)
 
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
 # Concurrency tests, also run under ThreadSanitizer.
-TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon
+TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon test_outbox test_jrnl
 
 check: deps-check
 	$(MAKE) --no-print-directory tests

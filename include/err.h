@@ -48,7 +48,15 @@ enum fh_err {
 	FH_ERR_STORE = -35,              /* "store_failed": LMDB error (fail safe) */
 	FH_ERR_STORE_FULL = -36,         /* "store_full": map full after growth */
 	FH_ERR_HUB_PARKED = -37,         /* "hub_parked": hub refused our key (401/403) */
-	FH_ERR__LAST = -38
+	FH_ERR_TASK_EVENT = -38,         /* "invalid_task_event": event not allowed in the task's state */
+	FH_ERR_DUPLICATE = -39,          /* "duplicate": idempotency key already recorded */
+	/* The reconcile engine and the gate (SPEC §7). */
+	FH_ERR_QUEUE_FULL = -40,         /* "queue_full": serializer queue at its cap (refused, not blocked) */
+	FH_ERR_BLOCKED = -41,            /* "blocked": the hub blocked every mutation */
+	FH_ERR_UNSUPPORTED = -42,        /* "unsupported_op": the executor has no such op */
+	FH_ERR_GATE_LAST_SIGNER = -43,   /* "last_operational_signer": rotation would leave none */
+	FH_ERR_PENDING_SIGNATURE = -44,  /* "pending_signature": destructive and unsigned */
+	FH_ERR__LAST = -45
 };
 
 /* Stable name of a code; "unknown_error" for anything outside the enum.

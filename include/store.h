@@ -76,6 +76,16 @@ struct store_opts {
 enum store_db {
 	STORE_DB_NONCE = 0,      /* "nonce": nonce bytes -> BE64 expiry */
 	STORE_DB_NONCE_EXP = 1,  /* "nonce_exp": BE64 expiry || nonce -> empty */
+	STORE_DB_SEQ = 2,        /* "seq": counter name -> BE64 (jrnl_, audit_, outbox_) */
+	STORE_DB_JRNL = 3,       /* "jrnl": BE64 id -> journal entry (jrnl.h) */
+	STORE_DB_JRNL_OPEN = 4,  /* "jrnl_open": BE64 id -> empty, entries in flight */
+	STORE_DB_JRNL_VMID = 5,  /* "jrnl_vmid": BE64 vmid || BE64 id -> empty */
+	STORE_DB_IDEM = 6,       /* "idem": key -> idempotency record (idem.h) */
+	STORE_DB_IDEM_EXP = 7,   /* "idem_exp": BE64 expiry || key -> empty */
+	STORE_DB_AUDIT = 8,      /* "audit": BE64 seq -> audit record (audit.h) */
+	STORE_DB_OUTBOX = 9,     /* "outbox": BE64 seq -> op result (outbox.h) */
+	STORE_DB_OUTBOX_ID = 10, /* "outbox_id": op id -> BE64 seq */
+	STORE_DB_LAPI_TOKEN = 11, /* "lapi_token": BE32 vmid -> local-API token hash (lapi.h) */
 	STORE_DB__COUNT
 };
 #define STORE_MAXDBS 16
@@ -129,6 +139,12 @@ int store_del(struct store_txn *t, enum store_db db, const void *key, size_t kle
  * FH_ERR_NOT_FOUND when db is empty (not sticky). */
 int store_first(struct store_txn *t, enum store_db db, const void **key, size_t *klen,
                 const void **val, size_t *vlen);
+/* The smallest key of db that is >= from[0..flen) (flen 0: the first key),
+ * with its value (pointers as store_get); iterate by seeking just past the
+ * last key seen (append a 0 byte, or add 1 to a big-endian integer).
+ * FH_ERR_NOT_FOUND when there is none (not sticky). */
+int store_seek(struct store_txn *t, enum store_db db, const void *from, size_t flen,
+               const void **key, size_t *klen, const void **val, size_t *vlen);
 
 /* Group commit. fn runs inside a write transaction shared with other
  * concurrent callers (at most STORE_GROUP_MAX per transaction, callers over

@@ -40,6 +40,13 @@ static const char *const names[] = {
 	"store_failed",
 	"store_full",
 	"hub_parked",
+	"invalid_task_event",
+	"duplicate",
+	"queue_full",
+	"blocked",
+	"unsupported_op",
+	"last_operational_signer",
+	"pending_signature",
 };
 
 _Static_assert(sizeof(names) / sizeof(names[0]) == (unsigned)-FH_ERR__LAST,

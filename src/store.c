@@ -42,6 +42,16 @@
 static const char *const db_names[STORE_DB__COUNT] = {
 	[STORE_DB_NONCE] = "nonce",
 	[STORE_DB_NONCE_EXP] = "nonce_exp",
+	[STORE_DB_SEQ] = "seq",
+	[STORE_DB_JRNL] = "jrnl",
+	[STORE_DB_JRNL_OPEN] = "jrnl_open",
+	[STORE_DB_JRNL_VMID] = "jrnl_vmid",
+	[STORE_DB_IDEM] = "idem",
+	[STORE_DB_IDEM_EXP] = "idem_exp",
+	[STORE_DB_AUDIT] = "audit",
+	[STORE_DB_OUTBOX] = "outbox",
+	[STORE_DB_OUTBOX_ID] = "outbox_id",
+	[STORE_DB_LAPI_TOKEN] = "lapi_token",
 };
 
 #define RESERVE_MIN ((size_t)256 << 10)
@@ -816,6 +826,33 @@ int store_first(struct store_txn *t, enum store_db db, const void **key, size_t 
 	if (rc)
 		return t->err = lmdb_err(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return FH_ERR_NOT_FOUND;
+	if (rc)
+		return t->err = lmdb_err(rc);
+	*key = k.mv_data;
+	*klen = k.mv_size;
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
+}
+
+int store_seek(struct store_txn *t, enum store_db db, const void *from, size_t flen,
+               const void **key, size_t *klen, const void **val, size_t *vlen)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k = mval(from, flen), v;
+	int r = txn_check(t, db, from, flen), rc;
+
+	if (r)
+		return r;
+	if (!key || !klen || !val || !vlen)
+		return t->err = FH_ERR_INVAL;
+	rc = mdb_cursor_open(t->txn, t->st->dbi[db], &c);
+	if (rc)
+		return t->err = lmdb_err(rc);
+	rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
 	mdb_cursor_close(c);
 	if (rc == MDB_NOTFOUND)
 		return FH_ERR_NOT_FOUND;
