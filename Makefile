@@ -135,7 +135,8 @@ benches: all $(BENCH_BIN)
 
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
 # Concurrency tests, also run under ThreadSanitizer.
-TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon test_outbox test_jrnl
+TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon test_outbox test_jrnl \
+              test_lapi test_lapi_hostile test_recon test_gate test_recon_crash
 
 check: deps-check
 	$(MAKE) --no-print-directory tests
@@ -144,7 +145,14 @@ check: deps-check
 	$(MAKE) --no-print-directory SANITIZE=thread build/san-thread/felhom-agent $(addprefix build/san-thread/,$(TSAN_TESTS))
 	$(PYTHON) test/run build build/san-address-undefined build/san-thread
 
+# Reference servers and loaders for the benchmarks only (not for make check).
+BENCH_PKGS := wrk nginx-light
+
 bench: deps-check
+	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  else echo "benchmarks compare against:$$missing (apt-get install -y$$missing)"; fi; fi
 	$(MAKE) --no-print-directory benches
 	$(PYTHON) test/bench build
 

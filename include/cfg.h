@@ -73,6 +73,17 @@ struct cfg {
 		size_t naddrs;
 	} localapi;
 	struct {
+		int64_t max_parallel_guests;   /* serializer lanes run at once (4) */
+		int64_t max_queued_per_guest;  /* jobs waiting per guest (16) */
+		int64_t max_queued;            /* jobs waiting in all (1024) */
+		int64_t max_mutations;         /* concurrent Proxmox mutations (2) */
+		int64_t lock_wait_seconds;     /* wait for a guest's config lock (120) */
+		int64_t post_retries;          /* transient POST retries before a UPID (3) */
+		int64_t audit_max_entries;     /* audit log bound (10000) */
+		int64_t idempotency_retention_seconds; /* job keys kept (604800) */
+		int64_t journal_keep_closed;   /* closed journal entries kept (10000) */
+	} recon;
+	struct {
 		char *storage, *mode, *compress;
 	} backup;
 	struct {

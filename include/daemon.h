@@ -34,6 +34,30 @@
  * of the previous collect; a POST: hub.timeout + connect + 2 s; a sleep:
  * until 5 s after its end). A loop stuck past its budget stops the
  * keep-alives and systemd restarts the service.
+ *
+ * The reconcile engine (recon.h, gate.h) runs inside the daemon:
+ *   - at start-up the engine lock (STATE_DIR/engine.lock) is taken, the
+ *     LMDB store opened and recovery started on a helper thread; reports
+ *     go on meanwhile, but nothing is submitted (no mutation) until every
+ *     in-flight journal entry is resolved;
+ *   - after every accepted report: `blocked` goes to the engine at once;
+ *     op results waiting in the outbox are POSTed to
+ *     /api/v1/op-results (and acknowledged on 2xx); when
+ *     desired_generation moved, GET /api/v1/desired-state (404 or
+ *     generation 0: no desired state, zero mutations); when
+ *     has_signed_ops, GET /api/v1/signed-ops and each op is verified,
+ *     gated and queued; then a planner pass over the desired state;
+ *   - a result put in the outbox by a finished job wakes the loop, which
+ *     delivers it without waiting for the next cycle;
+ *   - the report's audit_tail is the newest DAEMON_AUDIT_TAIL audit
+ *     entries; the journal, idempotency keys, nonces and the audit log are
+ *     pruned once an hour;
+ *   - an unreachable hub only means no new work: nothing is stopped or
+ *     destroyed for it;
+ *   - SIGTERM cancels the engine's Proxmox calls (running jobs keep their
+ *     intent or UPID in the journal for the next start's recovery); a
+ *     reload that changes the proxmox, authz or recon sections rebuilds the
+ *     engine the same way.
  */
 #ifndef FH_DAEMON_H
 #define FH_DAEMON_H
@@ -48,12 +72,36 @@
 #include "hub.h"
 
 #define DAEMON_STATUS_FILE "status.json"
+#define DAEMON_AUDIT_TAIL 50                 /* audit entries in each report */
+#define DAEMON_PRUNE_PERIOD_MS (3600 * 1000) /* store pruning */
 #define DAEMON_STATUS_MAX (64 * 1024)
 
 struct daemon_opts {
 	const char *config_path;     /* --config, or NULL for the default (re-read on SIGHUP) */
 	const char *state_dir;       /* --state-dir, or NULL */
 };
+
+struct store;
+struct gate;
+struct recon;
+
+/* The engine as the daemon and the tools (--replay-journal,
+ * --dump-journal, --selftest=task) run it. */
+struct daemon_engine {
+	int lock_fd;                 /* STATE_DIR/engine.lock, -1 when not held */
+	struct store *st;            /* STATE_DIR/db */
+	struct gate *gate;           /* signers from authz.*, host id hub.host_id ("local" when unset) */
+	struct recon *recon;         /* NULL unless asked for */
+};
+
+/* Takes the engine lock, opens the store and the gate, and with with_recon
+ * the engine (its Proxmox clients from the proxmox section, limits from
+ * recon.*). why gets one line naming what failed. FH_ERR_LOCKED (another
+ * process holds STATE_DIR), FH_ERR_CONFIG, FH_ERR_STORE, FH_ERR_IO,
+ * FH_ERR_NOMEM; nothing is kept open on error. */
+int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engine *out, char *why, size_t whylen);
+/* Cancels and frees the engine, closes the store, releases the lock. */
+void daemon_engine_close(struct daemon_engine *e);
 
 /* Runs the daemon until SIGTERM/SIGINT. *cfg is the validated starting
  * configuration; a reload replaces it (the old one is freed), so the caller

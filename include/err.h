@@ -56,7 +56,8 @@ enum fh_err {
 	FH_ERR_UNSUPPORTED = -42,        /* "unsupported_op": the executor has no such op */
 	FH_ERR_GATE_LAST_SIGNER = -43,   /* "last_operational_signer": rotation would leave none */
 	FH_ERR_PENDING_SIGNATURE = -44,  /* "pending_signature": destructive and unsigned */
-	FH_ERR__LAST = -45
+	FH_ERR_LOCKED = -45,             /* "state_locked": another process runs the engine on this state */
+	FH_ERR__LAST = -46
 };
 
 /* Stable name of a code; "unknown_error" for anything outside the enum.

@@ -73,6 +73,17 @@ static const struct key keys[] = {
 	{ "localapi", "listen", K_STR, O(localapi.listen), NULL, 0, 0, 0 },
 	{ "localapi", "guest_addresses", K_ADDRMAP, O(localapi.guest_addresses), NULL, 0, 0, 0 },
 
+	{ "recon", "max_parallel_guests", K_INT, O(recon.max_parallel_guests), "4", 1, 64, 0 },
+	{ "recon", "max_queued_per_guest", K_INT, O(recon.max_queued_per_guest), "16", 1, 1024, 0 },
+	{ "recon", "max_queued", K_INT, O(recon.max_queued), "1024", 1, 65536, 0 },
+	{ "recon", "max_mutations", K_INT, O(recon.max_mutations), "2", 1, 64, 0 },
+	{ "recon", "lock_wait_seconds", K_INT, O(recon.lock_wait_seconds), "120", 1, 3600, 0 },
+	{ "recon", "post_retries", K_INT, O(recon.post_retries), "3", 0, 10, 0 },
+	{ "recon", "audit_max_entries", K_INT, O(recon.audit_max_entries), "10000", 100, 1000000, 0 },
+	{ "recon", "idempotency_retention_seconds", K_INT, O(recon.idempotency_retention_seconds), "604800", 3600,
+	  31536000, 0 },
+	{ "recon", "journal_keep_closed", K_INT, O(recon.journal_keep_closed), "10000", 100, 10000000, 0 },
+
 	{ "backup", "storage", K_STR, O(backup.storage), NULL, 0, 0, 0 },
 	{ "backup", "mode", K_STR, O(backup.mode), "snapshot", 0, 0, 0 },
 	{ "backup", "compress", K_STR, O(backup.compress), "zstd", 0, 0, 0 },
@@ -82,7 +93,8 @@ static const struct key keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "proxmox", "privileged", "hub", "authz", "localapi", "backup", "log" };
+static const char *const sections[] = { "proxmox", "privileged", "hub", "authz", "localapi", "recon", "backup",
+					 "log" };
 
 /* Where a value came from, for error messages. */
 struct origin {

@@ -23,15 +23,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <yajl/yajl_gen.h>
 
+#include "audit.h"
 #include "err.h"
+#include "gate.h"
+#include "httptrust.h"
+#include "idem.h"
+#include "jrnl.h"
 #include "json.h"
 #include "log.h"
+#include "nonce.h"
+#include "outbox.h"
 #include "priv.h"
 #include "pve.h"
+#include "recon.h"
 #include "report.h"
 #include "sdnotify.h"
+#include "store.h"
 
 #define LEASE_SLACK_MS 2000
 #define SLEEP_LEASE_MS 5000
@@ -95,16 +105,23 @@ static atomic_int g_reload;
 static atomic_int g_wake_fd = -1;      /* write end of the self-pipe */
 static _Atomic(struct pve_client *) g_pve;
 static _Atomic(struct hub_client *) g_hub;
+static _Atomic(struct recon *) g_recon;
+static atomic_int g_results;           /* the engine put an op result in the outbox */
+static atomic_int g_hubx_cancel;       /* extra hub requests stop */
 
 void daemon_cancel_all(void)
 {
 	struct pve_client *p = atomic_load(&g_pve);
 	struct hub_client *h = atomic_load(&g_hub);
+	struct recon *r = atomic_load(&g_recon);
 
 	if (p)
 		pve_cancel(p);
 	if (h)
 		hub_cancel(h);
+	if (r)
+		recon_cancel(r);
+	atomic_store(&g_hubx_cancel, 1);
 }
 
 static void on_signal(int sig)
@@ -140,6 +157,22 @@ static void clients_free(struct clients *k)
 	memset(k, 0, sizeof(*k));
 }
 
+static void pve_opts_of(const struct cfg *c, struct pve_opts *po)
+{
+	memset(po, 0, sizeof(*po));
+	po->endpoint = c->proxmox.endpoint;
+	po->node = c->proxmox.node;
+	po->token = c->proxmox.token;
+	po->ca_file = c->proxmox.ca_file;
+	po->tls_fingerprint = c->proxmox.tls_fingerprint;
+	po->insecure_skip_verify = c->proxmox.insecure_skip_verify;
+	po->request_timeout_ms = (long)c->proxmox.timeout_seconds * 1000L;
+	po->poll_initial_ms = (long)c->proxmox.task_poll_initial_ms;
+	po->poll_max_ms = (long)c->proxmox.task_poll_max_ms;
+	po->task_timeout_ms = (long)c->proxmox.task_timeout_seconds * 1000L;
+	po->max_guests = (unsigned)c->proxmox.max_guests;
+}
+
 /* Builds every client from c; nothing is kept on failure. why names the
  * section and never a secret. */
 static int clients_make(const struct cfg *c, struct clients *out, char *why, size_t whylen)
@@ -153,18 +186,7 @@ static int clients_make(const struct cfg *c, struct clients *out, char *why, siz
 	int r;
 
 	memset(&k, 0, sizeof(k));
-	memset(&po, 0, sizeof(po));
-	po.endpoint = c->proxmox.endpoint;
-	po.node = c->proxmox.node;
-	po.token = c->proxmox.token;
-	po.ca_file = c->proxmox.ca_file;
-	po.tls_fingerprint = c->proxmox.tls_fingerprint;
-	po.insecure_skip_verify = c->proxmox.insecure_skip_verify;
-	po.request_timeout_ms = (long)c->proxmox.timeout_seconds * 1000L;
-	po.poll_initial_ms = (long)c->proxmox.task_poll_initial_ms;
-	po.poll_max_ms = (long)c->proxmox.task_poll_max_ms;
-	po.task_timeout_ms = (long)c->proxmox.task_timeout_seconds * 1000L;
-	po.max_guests = (unsigned)c->proxmox.max_guests;
+	pve_opts_of(c, &po);
 	r = pve_client_new(&po, &k.pve, &pe);
 	if (r) {
 		snprintf(why, whylen, "proxmox: %s", pe.reason);
@@ -204,6 +226,291 @@ static long connect_ms_of(const struct cfg *c)
 	long t = (long)c->hub.timeout_seconds * 1000L;
 
 	return t < HUB_DEF_CONNECT_MS ? t : HUB_DEF_CONNECT_MS;
+}
+
+/* ------------------------------------------------------------ the engine */
+
+static void on_result(void *arg)
+{
+	int fd = atomic_load(&g_wake_fd);
+
+	(void)arg;
+	atomic_store(&g_results, 1);
+	if (fd >= 0 && write(fd, "r", 1) < 0) {
+		/* the pipe is full: the loop is awake anyway */
+	}
+}
+
+void daemon_engine_close(struct daemon_engine *e)
+{
+	if (!e)
+		return;
+	if (e->recon) {
+		if (atomic_load(&g_recon) == e->recon)
+			atomic_store(&g_recon, NULL);
+		recon_cancel(e->recon);
+		recon_free(e->recon);
+	}
+	gate_free(e->gate);
+	store_close(e->st);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
+	memset(e, 0, sizeof(*e));
+	e->lock_fd = -1;
+}
+
+int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engine *out, char *why, size_t whylen)
+{
+	struct daemon_engine e;
+	struct store_opts so;
+	struct gate_opts go;
+	struct recon_opts ro;
+	struct pve_opts po;
+	char dbdir[PATH_MAX], err[512] = "";
+	int r;
+
+	memset(&e, 0, sizeof(e));
+	e.lock_fd = -1;
+	r = recon_lock(c->state_dir, &e.lock_fd);
+	if (r) {
+		snprintf(why, whylen, "%s: %s", c->state_dir,
+			 r == FH_ERR_LOCKED ? "another felhom-agent process runs the engine on this state directory" :
+			 "cannot take the engine lock");
+		goto out;
+	}
+	if ((size_t)snprintf(dbdir, sizeof(dbdir), "%s/db", c->state_dir) >= sizeof(dbdir)) {
+		r = FH_ERR_CONFIG;
+		snprintf(why, whylen, "state_dir too long");
+		goto out;
+	}
+	memset(&so, 0, sizeof(so));
+	so.dir = dbdir;
+	r = store_open(&so, &e.st);
+	if (r) {
+		snprintf(why, whylen, "cannot open the store in %s: %s", dbdir, fh_strerror(r));
+		goto out;
+	}
+	memset(&go, 0, sizeof(go));
+	go.st = e.st;
+	go.signers = (const char *const *)c->authz.signers;
+	go.nsigners = c->authz.nsigners;
+	go.signers_file = c->authz.signers_file;
+	go.host_id = c->hub.host_id && *c->hub.host_id ? c->hub.host_id : "local";
+	go.max_lifetime_seconds = c->authz.max_lifetime_seconds;
+	go.clock_skew_seconds = c->authz.clock_skew_seconds;
+	r = gate_new(&go, &e.gate, err, sizeof(err));
+	if (r) {
+		snprintf(why, whylen, "signers: %s", err);
+		goto out;
+	}
+	if (with_recon) {
+		pve_opts_of(c, &po);
+		memset(&ro, 0, sizeof(ro));
+		ro.st = e.st;
+		ro.gate = e.gate;
+		ro.pve = &po;
+		ro.workers = (unsigned)c->recon.max_parallel_guests;
+		ro.max_per_lane = (unsigned)c->recon.max_queued_per_guest;
+		ro.max_queued = (unsigned)c->recon.max_queued;
+		ro.max_mutations = (unsigned)c->recon.max_mutations;
+		ro.lock_wait_ms = c->recon.lock_wait_seconds * 1000;
+		ro.post_retries = (unsigned)c->recon.post_retries;
+		ro.audit_max = (uint64_t)c->recon.audit_max_entries;
+		ro.idem_retention_s = c->recon.idempotency_retention_seconds;
+		ro.on_result = on_result;
+		r = recon_new(&ro, &e.recon, err, sizeof(err));
+		if (r) {
+			snprintf(why, whylen, "%s", err);
+			goto out;
+		}
+	}
+	*out = e;
+	memset(&e, 0, sizeof(e));
+	e.lock_fd = -1;
+	r = 0;
+out:
+	daemon_engine_close(&e);
+	return r;
+}
+
+/* ---- the hub's engine endpoints ----
+ * GET /api/v1/desired-state, GET /api/v1/signed-ops, POST
+ * /api/v1/op-results. Same trust and key as the report (hub.h); the key
+ * lives only in this handle's header list and is wiped on free. */
+
+#define HUBX_BEARER "Authorization: Bearer "
+
+struct hubx {
+	CURL *h;
+	struct curl_slist *hdrs;
+	struct httptrust trust;
+	char base[1024];             /* hub.url without a trailing '/' */
+	struct buf body;
+	long timeout_ms, connect_ms;
+	char status_reason[128];
+};
+
+static size_t hubx_on_body(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct hubx *x = ud;
+
+	return buf_append(&x->body, p, sz * nm) ? 0 : sz * nm;
+}
+
+static int hubx_on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	(void)ud, (void)a, (void)b, (void)c, (void)d;
+	return atomic_load(&g_hubx_cancel) ? 1 : 0;
+}
+
+static void hubx_free(struct hubx *x)
+{
+	struct curl_slist *s;
+
+	if (x->h)
+		curl_easy_cleanup(x->h);
+	for (s = x->hdrs; s; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(x->hdrs);
+	httptrust_free(&x->trust);
+	buf_free(&x->body);
+	memset(x, 0, sizeof(*x));
+}
+
+static int hubx_new(const struct cfg *c, struct hubx *x, char *why, size_t whylen)
+{
+	struct httptrust_opts to;
+	CURLU *u = NULL;
+	char *host = NULL, *port = NULL, *auth = NULL;
+	struct curl_slist *n;
+	size_t len;
+	int r = FH_ERR_CONFIG;
+
+	memset(x, 0, sizeof(*x));
+	buf_init(&x->body, RECON_DESIRED_MAX_BYTES);
+	len = strlen(c->hub.url);
+	while (len && c->hub.url[len - 1] == '/')
+		len--;
+	if (len >= sizeof(x->base)) {
+		snprintf(why, whylen, "hub.url too long");
+		goto out;
+	}
+	memcpy(x->base, c->hub.url, len);
+	u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, c->hub.url, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
+		snprintf(why, whylen, "hub.url does not parse");
+		goto out;
+	}
+	if (host[0] == '[') {
+		size_t hl = strlen(host);
+
+		memmove(host, host + 1, hl - 1);
+		host[hl - 2] = '\0';
+	}
+	memset(&to, 0, sizeof(to));
+	to.ca_file = c->hub.ca_file;
+	to.tls_fingerprint = c->hub.tls_fingerprint;
+	r = httptrust_init(&x->trust, host, (unsigned)atoi(port), &to, why, whylen);
+	if (r)
+		goto out;
+	r = FH_ERR_NOMEM;
+	x->timeout_ms = (long)c->hub.timeout_seconds * 1000L;
+	x->connect_ms = connect_ms_of(c);
+	x->h = curl_easy_init();
+	if (!x->h || asprintf(&auth, HUBX_BEARER "%s", c->hub.api_key) < 0) {
+		auth = NULL;
+		goto out;
+	}
+	n = curl_slist_append(x->hdrs, auth);
+	if (!n)
+		goto out;
+	x->hdrs = n;
+	if (!(n = curl_slist_append(x->hdrs, "Content-Type: application/json")))
+		goto out;
+	x->hdrs = n;
+	if (!(n = curl_slist_append(x->hdrs, "Accept: application/json")))
+		goto out;
+	x->hdrs = n;
+	if (!(n = curl_slist_append(x->hdrs, "Expect:")))
+		goto out;
+	x->hdrs = n;
+	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, hubx_on_body);
+	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, hubx_on_progress);
+	curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms);
+	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(x->h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(x->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
+	httptrust_apply(&x->trust, x->h);
+	r = 0;
+out:
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	if (r)
+		hubx_free(x);
+	return r;
+}
+
+/* One request; the answer body in x->body. 0 for 2xx, FH_ERR_NOT_FOUND
+ * for 404, otherwise the status or transport error; why never holds the
+ * key (no header is echoed, the answer's text is not quoted). */
+static int hubx_request(struct hubx *x, const char *method, const char *path, const char *json, size_t len,
+			size_t cap, long *status, char *why, size_t whylen)
+{
+	char url[1300];
+	CURLcode rc;
+	long st = 0;
+	int r;
+
+	*status = 0;
+	if (atomic_load(&g_hubx_cancel))
+		return FH_ERR_CANCELLED;
+	r = httptrust_ensure(&x->trust, x->h, x->connect_ms, why, whylen);
+	if (r)
+		return r;
+	snprintf(url, sizeof(url), "%s%s", x->base, path);
+	buf_reset(&x->body);
+	x->body.cap = cap;
+	curl_easy_setopt(x->h, CURLOPT_URL, url);
+	if (!strcmp(method, "POST")) {
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, json);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	} else {
+		curl_easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
+	}
+	rc = curl_easy_perform(x->h);
+	curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, NULL);
+	if (rc != CURLE_OK) {
+		snprintf(why, whylen, "%s %s: %s", method, path, curl_easy_strerror(rc));
+		return rc == CURLE_OPERATION_TIMEDOUT ? FH_ERR_TIMEOUT :
+		       rc == CURLE_ABORTED_BY_CALLBACK ? FH_ERR_CANCELLED :
+		       rc == CURLE_WRITE_ERROR ? FH_ERR_TOOBIG :
+		       rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ? FH_ERR_TLS_PIN : FH_ERR_TRANSPORT;
+	}
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &st);
+	*status = st;
+	if (st >= 200 && st < 300)
+		return 0;
+	snprintf(why, whylen, "%s %s: HTTP %ld", method, path, st);
+	if (st == 404)
+		return FH_ERR_NOT_FOUND;
+	if (st == 401)
+		return FH_ERR_HTTP_401;
+	if (st == 403)
+		return FH_ERR_HTTP_403;
+	return st >= 500 ? FH_ERR_HTTP_5XX : st >= 400 ? FH_ERR_HTTP_4XX : FH_ERR_DECODE;
 }
 
 /* ---------------------------------------------------------- the watchdog */
@@ -638,6 +945,23 @@ struct daemon {
 	bool have_env;
 	struct hub_envelope env;
 	bool notify_warned, status_warned;
+	/* the reconcile engine */
+	struct daemon_engine eng;
+	struct hubx hx;
+	bool have_hx;
+	pthread_t rec_th;
+	bool rec_started;
+	atomic_bool rec_done;
+	int rec_rc;
+	struct recon_recovery rec;
+	struct recon_desired desired;
+	bool have_desired;
+	int64_t desired_gen_seen;    /* envelope generation handled; -1: none yet */
+	int64_t last_awaiting;       /* desired guests not on the host, last logged */
+	int64_t next_prune_ms;
+	uint64_t audit_failures_seen, store_failures_seen;
+	struct buf audit_tail;
+	bool results_warned;
 };
 
 static const struct cfg *C(const struct daemon *d)
@@ -830,6 +1154,289 @@ static void park(struct daemon *d, int code, const struct hub_err *he)
 	cycle_failed(d, "report", code, he->http_status, he->reason, NULL);
 }
 
+/* ---- the engine inside the loop ---- */
+
+static void recovery_row(const struct recon_recovery_row *row, void *arg)
+{
+	char id[24], vm[24];
+
+	(void)arg;
+	log_event(row->outcome == TASK_OUT_FAILED ? LOG_WARN : LOG_INFO, "recon.recovery", "id",
+		  i2s(id, sizeof(id), (int64_t)row->id), "job_id", row->job_id, "op", row->op, "vmid",
+		  row->vmid > 0 ? i2s(vm, sizeof(vm), row->vmid) : "-", "state", task_state_name(row->state), "found",
+		  row->found ? row->found : "", "action", row->action ? row->action : "", "outcome",
+		  task_outcome_name(row->outcome), "upid", row->upid, "detail", row->detail, NULL);
+}
+
+static void *recovery_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->rec_rc = recon_recover(d->eng.recon, false, recovery_row, NULL, &d->rec);
+	atomic_store(&d->rec_done, true);
+	on_result(NULL);       /* wake the loop */
+	return NULL;
+}
+
+/* Opens the engine and starts recovery on a helper thread. */
+static int engine_start(struct daemon *d)
+{
+	sigset_t all, old;
+	char why[512];
+	int r;
+
+	atomic_store(&d->rec_done, false);
+	d->desired_gen_seen = -1;
+	r = daemon_engine_open(C(d), true, &d->eng, why, sizeof(why));
+	if (r) {
+		log_event(LOG_ERROR, "recon.open_failed", "error", fh_strerror(r), "reason", why, NULL);
+		return r;
+	}
+	atomic_store(&g_recon, d->eng.recon);
+	atomic_store(&g_hubx_cancel, 0);
+	r = hubx_new(C(d), &d->hx, why, sizeof(why));
+	if (r) {
+		log_event(LOG_ERROR, "recon.hub_client", "error", fh_strerror(r), "reason", why, NULL);
+		daemon_engine_close(&d->eng);
+		return r;
+	}
+	d->have_hx = true;
+	if (gate_nsigners(d->eng.gate) == 0)
+		log_event(LOG_WARN, "gate.no_signers", "msg",
+			  "no operator signers: every destructive operation stays pending_signature", NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&d->rec_th, NULL, recovery_main, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		hubx_free(&d->hx);
+		d->have_hx = false;
+		daemon_engine_close(&d->eng);
+		return FH_ERR_NOMEM;
+	}
+	d->rec_started = true;
+	log_event(LOG_INFO, "recon.start", "signers", i2s(why, 24, (int64_t)gate_nsigners(d->eng.gate)), NULL);
+	return 0;
+}
+
+static void engine_stop(struct daemon *d)
+{
+	if (d->eng.recon)
+		recon_cancel(d->eng.recon);
+	atomic_store(&g_hubx_cancel, 1);
+	if (d->rec_started) {
+		pthread_join(d->rec_th, NULL);
+		d->rec_started = false;
+	}
+	if (d->have_hx)
+		hubx_free(&d->hx);
+	d->have_hx = false;
+	daemon_engine_close(&d->eng);
+	recon_desired_free(&d->desired);
+	d->have_desired = false;
+	sig_thread_done();
+}
+
+static bool recovered(struct daemon *d)
+{
+	char a[24], b[24], c[24], e[24];
+
+	if (!atomic_load(&d->rec_done))
+		return false;
+	if (d->rec_started) {
+		pthread_join(d->rec_th, NULL);
+		d->rec_started = false;
+		log_event(d->rec_rc ? LOG_WARN : LOG_INFO, "recon.recovered", "error",
+			  d->rec_rc ? fh_strerror(d->rec_rc) : "", "in_flight", i2s(a, sizeof(a), (int64_t)d->rec.in_flight),
+			  "closed", i2s(b, sizeof(b), (int64_t)(d->rec.closed + d->rec.awaited)), "reposted",
+			  i2s(c, sizeof(c), (int64_t)d->rec.reposted), "left", i2s(e, sizeof(e), (int64_t)d->rec.left), NULL);
+	}
+	return true;
+}
+
+/* POSTs waiting op results, oldest first, a batch at a time. */
+static void deliver_results(struct daemon *d)
+{
+	struct buf b;
+	char why[256];
+	int i;
+
+	atomic_store(&g_results, 0);
+	if (!d->eng.st || !d->have_hx)
+		return;
+	buf_init(&b, HUB_DEF_MAX_RESPONSE * 16);
+	for (i = 0; i < 16; i++) {
+		uint64_t through = 0;
+		long st = 0;
+		int r;
+
+		buf_reset(&b);
+		r = outbox_batch(d->eng.st, OUTBOX_BATCH_MAX, &b, &through);
+		if (r || !through)
+			break;
+		lease(d, mono_ms() + post_budget_ms(d));
+		r = hubx_request(&d->hx, "POST", "/api/v1/op-results", b.data, b.len, HUB_DEF_MAX_RESPONSE, &st, why,
+				 sizeof(why));
+		if (r) {
+			if (!d->results_warned)
+				log_event(LOG_WARN, "hub.op_results_failed", "error", fh_strerror(r), "reason", why, NULL);
+			d->results_warned = true;
+			break;
+		}
+		d->results_warned = false;
+		r = outbox_ack(d->eng.st, through);
+		if (r) {
+			log_event(LOG_WARN, "recon.outbox_ack_failed", "error", fh_strerror(r), NULL);
+			break;
+		}
+	}
+	buf_free(&b);
+}
+
+/* GET the desired state when the envelope's generation moved. */
+static void fetch_desired(struct daemon *d, int64_t gen)
+{
+	struct recon_desired nd;
+	char why[256], g[24];
+	long st = 0;
+	int r;
+
+	if (gen == d->desired_gen_seen)
+		return;
+	if (gen <= 0) {
+		if (d->have_desired)
+			log_event(LOG_INFO, "recon.desired_cleared", "msg", "no desired state published", NULL);
+		recon_desired_free(&d->desired);
+		d->have_desired = false;
+		d->desired_gen_seen = gen;
+		return;
+	}
+	lease(d, mono_ms() + post_budget_ms(d));
+	r = hubx_request(&d->hx, "GET", "/api/v1/desired-state", NULL, 0, RECON_DESIRED_MAX_BYTES, &st, why,
+			 sizeof(why));
+	if (r == FH_ERR_NOT_FOUND) {
+		recon_desired_free(&d->desired);
+		d->have_desired = false;
+		d->desired_gen_seen = gen;
+		log_event(LOG_INFO, "recon.desired_cleared", "msg", "the hub has no desired state (404)", NULL);
+		return;
+	}
+	if (r) {
+		log_event(LOG_WARN, "hub.desired_state_failed", "error", fh_strerror(r), "reason", why, NULL);
+		return;     /* kept as it was; tried again next cycle */
+	}
+	r = recon_desired_parse(d->hx.body.data ? d->hx.body.data : "", d->hx.body.len,
+				(size_t)C(d)->proxmox.max_guests, &nd, why, sizeof(why));
+	d->desired_gen_seen = gen;
+	if (r) {
+		/* an invalid document changes nothing at all */
+		log_event(LOG_ERROR, "recon.desired_invalid", "error", fh_strerror(r), "reason", why, "generation",
+			  i2s(g, sizeof(g), gen), NULL);
+		recon_desired_free(&d->desired);
+		d->have_desired = false;
+		return;
+	}
+	recon_desired_free(&d->desired);
+	d->desired = nd;
+	d->have_desired = true;
+	log_event(LOG_INFO, "recon.desired", "generation", i2s(g, sizeof(g), nd.generation), "guests",
+		  i2s(why, 24, (int64_t)nd.n), NULL);
+}
+
+static void fetch_signed_ops(struct daemon *d)
+{
+	struct recon_op_entry *e = NULL;
+	char why[256], a[24], b[24];
+	size_t n = 0, i, queued = 0, decided = 0;
+	long st = 0;
+	int r;
+
+	lease(d, mono_ms() + post_budget_ms(d));
+	r = hubx_request(&d->hx, "GET", "/api/v1/signed-ops", NULL, 0, RECON_OPS_MAX_BYTES, &st, why, sizeof(why));
+	if (r) {
+		log_event(LOG_WARN, "hub.signed_ops_failed", "error", fh_strerror(r), "reason", why, NULL);
+		return;
+	}
+	r = recon_ops_parse(d->hx.body.data ? d->hx.body.data : "", d->hx.body.len, &e, &n, why, sizeof(why));
+	if (r) {
+		log_event(LOG_WARN, "recon.signed_ops_invalid", "error", fh_strerror(r), "reason", why, NULL);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		enum task_outcome o = TASK_OUT_NONE;
+
+		r = recon_signed_op(d->eng.recon, &e[i], wall_s(), &o);
+		if (r) {
+			log_event(LOG_WARN, "recon.op_not_taken", "id", e[i].id, "error", fh_strerror(r), NULL);
+			continue;
+		}
+		if (o == TASK_OUT_NONE)
+			queued++;
+		else
+			decided++;
+	}
+	recon_ops_free(e, n);
+	if (n)
+		log_event(LOG_INFO, "recon.signed_ops", "queued", i2s(a, sizeof(a), (int64_t)queued), "decided",
+			  i2s(b, sizeof(b), (int64_t)decided), NULL);
+}
+
+static void prune(struct daemon *d)
+{
+	const struct cfg *c = C(d);
+	int64_t now = wall_s();
+	uint64_t n = 0;
+	unsigned k = 0;
+
+	if (mono_ms() < d->next_prune_ms)
+		return;
+	d->next_prune_ms = mono_ms() + DAEMON_PRUNE_PERIOD_MS;
+	if (jrnl_prune(d->eng.st, (uint64_t)c->recon.journal_keep_closed, 256, &n) ||
+	    idem_prune(d->eng.st, now, 256, &n) || nonce_prune(d->eng.st, now - c->authz.clock_skew_seconds, 256, &k) ||
+	    audit_prune(d->eng.st, (uint64_t)c->recon.audit_max_entries, 256, &n))
+		log_event(LOG_WARN, "recon.prune_failed", "msg", "store pruning failed; retried next hour", NULL);
+}
+
+/* After an accepted report: blocked, results, desired state, signed ops,
+ * the planner. */
+static void engine_step(struct daemon *d, const struct hub_envelope *env)
+{
+	struct recon_stats rs;
+	struct recon_pass ps;
+	char a[24], b[24], c[24];
+
+	if (!d->eng.recon)
+		return;
+	recon_set_blocked(d->eng.recon, env->blocked);
+	deliver_results(d);
+	recon_stats(d->eng.recon, &rs);
+	if (rs.audit_failures > d->audit_failures_seen)
+		log_event(LOG_WARN, "recon.audit_write_failed", "count",
+			  i2s(a, sizeof(a), (int64_t)(rs.audit_failures - d->audit_failures_seen)), "msg",
+			  "audit records could not be written; the decisions stand", NULL);
+	if (rs.store_failures > d->store_failures_seen)
+		log_event(LOG_ERROR, "recon.journal_write_failed", "count",
+			  i2s(a, sizeof(a), (int64_t)(rs.store_failures - d->store_failures_seen)), "msg",
+			  "journal writes failed after a POST; recovery resolves them", NULL);
+	d->audit_failures_seen = rs.audit_failures;
+	d->store_failures_seen = rs.store_failures;
+	if (!recovered(d) || env->blocked)
+		return;
+	fetch_desired(d, env->desired_generation_set ? env->desired_generation : 0);
+	if (env->has_signed_ops)
+		fetch_signed_ops(d);
+	if (d->have_desired && !recon_plan_pass(d->eng.recon, &d->desired, &ps) &&
+	    (ps.submitted || ps.read_error || (int64_t)ps.awaiting != d->last_awaiting)) {
+		d->last_awaiting = (int64_t)ps.awaiting;
+		log_event(ps.read_error ? LOG_WARN : LOG_INFO, "recon.plan", "generation",
+			  i2s(a, sizeof(a), d->desired.generation), "submitted", i2s(b, sizeof(b), (int64_t)ps.submitted),
+			  "awaiting_provisioning", i2s(c, sizeof(c), (int64_t)ps.awaiting), "error",
+			  ps.read_error ? fh_strerror(ps.read_error) : "", NULL);
+	}
+	deliver_results(d);
+	prune(d);
+}
+
 static void cycle(struct daemon *d)
 {
 	const struct cfg *c = C(d);
@@ -848,6 +1455,9 @@ static void cycle(struct daemon *d)
 	src.priv = d->k.priv;
 	src.host_id = c->hub.host_id;
 	src.agent_version = FH_VERSION;
+	buf_reset(&d->audit_tail);
+	if (d->eng.st && audit_tail_json(d->eng.st, DAEMON_AUDIT_TAIL, &d->audit_tail) == 0)
+		src.audit_tail_json = buf_str(&d->audit_tail);
 	buf_reset(&d->report);
 	pve_stats(d->k.pve, &ps0);
 	r = report_collect(&src, &d->report, &re);
@@ -894,6 +1504,9 @@ static void cycle(struct daemon *d)
 	d->st.last_error[0] = d->st.last_error_step[0] = d->st.last_error_reason[0] = '\0';
 	d->st.last_http_status = 0;
 	adopt_envelope(d, &env);
+	engine_step(d, &env);
+	if (atomic_load(&g_stop_sig))
+		return;
 	schedule_in(d, d->interval_s * 1000);
 	log_event(LOG_DEBUG, "hub.report", "bytes", i2s(a, sizeof(a), (int64_t)d->report.len), "next_in_s",
 		  i2s(b, sizeof(b), d->interval_s), NULL);
@@ -908,12 +1521,47 @@ static bool hub_settings_changed(const struct cfg *o, const struct cfg *n)
 #undef DIFF
 }
 
+static bool str_diff(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && b && strcmp(a, b));
+}
+
+/* Settings the engine was built from. */
+static bool engine_settings_changed(const struct cfg *o, const struct cfg *n)
+{
+	size_t i;
+
+	if (str_diff(o->state_dir, n->state_dir) || str_diff(o->proxmox.endpoint, n->proxmox.endpoint) ||
+	    str_diff(o->proxmox.node, n->proxmox.node) || str_diff(o->proxmox.token, n->proxmox.token) ||
+	    str_diff(o->proxmox.ca_file, n->proxmox.ca_file) ||
+	    str_diff(o->proxmox.tls_fingerprint, n->proxmox.tls_fingerprint) ||
+	    o->proxmox.insecure_skip_verify != n->proxmox.insecure_skip_verify ||
+	    o->proxmox.timeout_seconds != n->proxmox.timeout_seconds ||
+	    o->proxmox.task_timeout_seconds != n->proxmox.task_timeout_seconds ||
+	    o->proxmox.task_poll_initial_ms != n->proxmox.task_poll_initial_ms ||
+	    o->proxmox.task_poll_max_ms != n->proxmox.task_poll_max_ms ||
+	    o->proxmox.max_guests != n->proxmox.max_guests || str_diff(o->hub.url, n->hub.url) ||
+	    str_diff(o->hub.host_id, n->hub.host_id) || str_diff(o->hub.api_key, n->hub.api_key) ||
+	    str_diff(o->hub.ca_file, n->hub.ca_file) || str_diff(o->hub.tls_fingerprint, n->hub.tls_fingerprint) ||
+	    o->hub.timeout_seconds != n->hub.timeout_seconds ||
+	    str_diff(o->authz.signers_file, n->authz.signers_file) || o->authz.nsigners != n->authz.nsigners ||
+	    o->authz.max_lifetime_seconds != n->authz.max_lifetime_seconds ||
+	    o->authz.clock_skew_seconds != n->authz.clock_skew_seconds ||
+	    memcmp(&o->recon, &n->recon, sizeof(o->recon)))
+		return true;
+	for (i = 0; i < o->authz.nsigners; i++)
+		if (str_diff(o->authz.signers[i], n->authz.signers[i]))
+			return true;
+	/* a signers file may have changed behind the same name */
+	return n->authz.signers_file && *n->authz.signers_file;
+}
+
 static void reload(struct daemon *d)
 {
 	char msg[128], err[512];
 	struct cfg *nc = NULL, *old;
 	struct clients nk, ok;
-	bool changed;
+	bool changed, engine_changed;
 	int r;
 
 	sdnotify_reloading_msg(msg, sizeof(msg));
@@ -939,6 +1587,9 @@ static void reload(struct daemon *d)
 	}
 	old = *d->cfgp;
 	changed = hub_settings_changed(old, nc);
+	engine_changed = engine_settings_changed(old, nc);
+	if (engine_changed)
+		engine_stop(d);    /* running jobs stay in the journal for the new engine's recovery */
 	ok = d->k;
 	d->k = nk;
 	publish(&d->k);
@@ -964,7 +1615,11 @@ static void reload(struct daemon *d)
 		d->st.consecutive_failures = 0;
 		schedule_in(d, 0);
 	}
-	log_event(LOG_INFO, "daemon.reloaded", "hub_changed", changed ? "yes" : "no", NULL);
+	if (engine_changed && engine_start(d))
+		log_event(LOG_ERROR, "recon.disabled", "msg",
+			  "the engine could not start with the new configuration: no mutation until it can", NULL);
+	log_event(LOG_INFO, "daemon.reloaded", "hub_changed", changed ? "yes" : "no", "engine_rebuilt",
+		  engine_changed ? "yes" : "no", NULL);
 	if (d->st.ready)
 		notify(d, "READY=1");
 	write_status(d, d->st.state[0] ? d->st.state : "starting");
@@ -1005,6 +1660,11 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 	d.cfgp = cfgp;
 	d.wake[0] = d.wake[1] = -1;
 	buf_init(&d.report, REPORT_CAP);
+	buf_init(&d.audit_tail, REPORT_AUDIT_MAX_BYTES);
+	d.eng.lock_fd = -1;
+	atomic_init(&d.rec_done, false);
+	atomic_store(&g_results, 0);
+	atomic_store(&g_hubx_cancel, 0);
 	atomic_init(&d.wd.lease_ms, (long long)mono_ms() + 60000);
 	atomic_store(&g_stop_sig, 0);
 	atomic_store(&g_reload, 0);
@@ -1029,6 +1689,9 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 		goto out;
 	}
 	publish(&d.k);
+	r = engine_start(&d);
+	if (r)
+		goto out;
 	if (atomic_load(&g_stop_sig))
 		daemon_cancel_all();
 	wd_usec = sdnotify_watchdog_usec(d.notify);
@@ -1055,6 +1718,12 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 			reload(&d);
 			continue;
 		}
+		if (atomic_load(&g_results)) {
+			atomic_store(&g_results, 0);
+			if (d.eng.recon && recovered(&d))
+				deliver_results(&d);
+			continue;
+		}
 		now = mono_ms();
 		if (now >= d.next_ms) {
 			cycle(&d);
@@ -1075,6 +1744,7 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 	write_status(&d, "stopped");
 	r = 0;
 out:
+	engine_stop(&d);
 	atomic_store(&g_pve, NULL);
 	atomic_store(&g_hub, NULL);
 	wd_stop(&d.wd);
@@ -1091,6 +1761,7 @@ out:
 	clients_free(&d.k);
 	sdnotify_close(d.notify);
 	buf_free(&d.report);
+	buf_free(&d.audit_tail);
 	return r;
 }
 

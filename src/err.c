@@ -47,6 +47,7 @@ static const char *const names[] = {
 	"unsupported_op",
 	"last_operational_signer",
 	"pending_signature",
+	"state_locked",
 };
 
 _Static_assert(sizeof(names) / sizeof(names[0]) == (unsigned)-FH_ERR__LAST,

@@ -18,9 +18,12 @@
 #include "daemon.h"
 #include "err.h"
 #include "json.h"
+#include "lapi.h"
 #include "log.h"
+#include "jrnl.h"
 #include "opblob.h"
 #include "pve.h"
+#include "recon.h"
 #include "sig.h"
 #include "store.h"
 
@@ -37,8 +40,14 @@ static const char usage_text[] =
 	"  --selftest[=read]      read-only report of the Proxmox host: version, nodes,\n"
 	"                         node status, guests with their config, storage\n"
 	"  --selftest=task --vmid N\n"
-	"                         snapshot -> rollback -> delete-snapshot on guest N,\n"
-	"                         each task waited for\n"
+	"                         snapshot -> rollback -> delete-snapshot on guest N, one\n"
+	"                         journaled job through the reconcile engine (benign: it\n"
+	"                         touches only the snapshot it made), each task waited for\n"
+	"  --replay-journal [--dry-run]\n"
+	"                         resolve the journal's in-flight entries as the daemon does\n"
+	"                         at start-up and print what was found and done; --dry-run\n"
+	"                         only looks (nothing is written or posted)\n"
+	"  --dump-journal         print every journal entry kept, one JSON object a line\n"
 	"  --selftest=hub         one collect + report to the hub; prints the report and\n"
 	"                         the hub's envelope\n"
 	"  --verify-op BLOB_FILE SIG_FILE\n"
@@ -48,6 +57,13 @@ static const char usage_text[] =
 	"                         (exit 0) or the rejection name and a reason (exit 1).\n"
 	"                         A verified op's nonce is recorded: it cannot be used twice.\n"
 	"  --print-config         print the effective configuration, secrets redacted\n"
+	"  --print-fingerprint[=spki]\n"
+	"                         print the local API leaf's SHA-256 (AA:BB:..), or with\n"
+	"                         =spki curl's sha256//BASE64 pin; creates the key and\n"
+	"                         certificate in STATE_DIR/localapi/ first if absent\n"
+	"  --issue-token VMID     create or rotate guest VMID's local API token; prints\n"
+	"                         it alone on stdout, once (only its hash is kept)\n"
+	"  --revoke-token VMID    revoke guest VMID's local API token\n"
 	"  --version              print the version\n"
 	"  --help                 this text\n"
 	"\n"
@@ -62,7 +78,8 @@ static const char usage_text[] =
 	"Every config key can be overridden by FELHOM_AGENT_<SECTION>_<KEY>.\n";
 
 enum mode { MODE_DAEMON, MODE_SELFTEST_READ, MODE_SELFTEST_TASK, MODE_SELFTEST_HUB, MODE_PRINT_CONFIG,
-	    MODE_VERSION, MODE_HELP, MODE_STATUS, MODE_VERIFY_OP };
+	    MODE_VERSION, MODE_HELP, MODE_STATUS, MODE_VERIFY_OP, MODE_PRINT_FP, MODE_ISSUE_TOKEN,
+	    MODE_REVOKE_TOKEN, MODE_REPLAY_JOURNAL, MODE_DUMP_JOURNAL };
 
 struct args {
 	enum mode mode;
@@ -72,6 +89,9 @@ struct args {
 	long vmid;
 	const char *blob_file, *sig_file;   /* --verify-op */
 	const char *signers, *host_id;      /* --verify-op overrides */
+	int fp_spki;                        /* --print-fingerprint=spki */
+	long token_vmid;                    /* --issue-token / --revoke-token */
+	int dry_run;                        /* --replay-journal --dry-run */
 };
 
 static struct pve_client *volatile g_client;
@@ -134,6 +154,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 			r = set_mode(a, MODE_HELP, s);
 		} else if (!strcmp(s, "--version")) {
 			r = set_mode(a, MODE_VERSION, s);
+		} else if (!strcmp(s, "--print-fingerprint") || !strcmp(s, "--print-fingerprint=spki")) {
+			r = set_mode(a, MODE_PRINT_FP, s);
+			a->fp_spki = s[19] == '=';
+		} else if (!strcmp(s, "--issue-token") || !strcmp(s, "--revoke-token")) {
+			char *end;
+			if (i + 1 >= argc)
+				return usage_error("%s needs a VMID", s);
+			r = set_mode(a, s[2] == 'i' ? MODE_ISSUE_TOKEN : MODE_REVOKE_TOKEN, s);
+			v = argv[++i];
+			a->token_vmid = strtol(v, &end, 10);
+			if (!r && (end == v || *end || a->token_vmid < 100 || a->token_vmid > 999999999))
+				return usage_error("%s \"%.20s\": want a vmid 100..999999999", s, v);
 		} else if (!strcmp(s, "--print-config")) {
 			r = set_mode(a, MODE_PRINT_CONFIG, s);
 		} else if (!strcmp(s, "--status")) {
@@ -144,6 +176,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 			r = set_mode(a, MODE_SELFTEST_TASK, s);
 		} else if (!strcmp(s, "--selftest=hub")) {
 			r = set_mode(a, MODE_SELFTEST_HUB, s);
+		} else if (!strcmp(s, "--replay-journal")) {
+			r = set_mode(a, MODE_REPLAY_JOURNAL, s);
+		} else if (!strcmp(s, "--dump-journal")) {
+			r = set_mode(a, MODE_DUMP_JOURNAL, s);
+		} else if (!strcmp(s, "--dry-run")) {
+			a->dry_run = 1;
+			r = 0;
 		} else if (!strcmp(s, "--verify-op")) {
 			if (i + 2 >= argc || !*argv[i + 1] || !*argv[i + 2])
 				return usage_error("%s needs BLOB_FILE SIG_FILE", "--verify-op");
@@ -197,6 +236,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("%s is only for --selftest=task", "--vmid");
 	if (a->mode == MODE_SELFTEST_TASK && a->vmid < 0)
 		return usage_error("%s needs --vmid N (the guest to snapshot and roll back)", "--selftest=task");
+	if (a->dry_run && a->mode != MODE_REPLAY_JOURNAL)
+		return usage_error("%s is only for --replay-journal", "--dry-run");
 	return 0;
 }
 
@@ -401,68 +442,88 @@ done:
 	return failed ? 1 : 0;
 }
 
-/* Posts one mutation and waits for its task; prints one line. */
-static int run_task(struct pve_client *pc, const char *what, int r, const char *upid, struct pve_err *e)
+/* One step of the selftest job; one or two lines. */
+static void print_step(const char *what, const struct recon_step_result *st)
 {
-	struct pve_task_result res;
+	char priv[64], path[128];
 
-	if (r) {
-		print_err(what, r, e);
-		return r;
+	if (st->outcome == TASK_OUT_NONE) {
+		printf("  %s: not run%s%s\n", what, st->why[0] ? ": " : "", st->why);
+		return;
 	}
-	printf("  %s: posted %s\n", what, upid);
-	r = pve_task_wait(pc, upid, &res, e);
-	if (r) {
-		print_err(what, r, e);
-		if (e->log_tail[0])
-			printf("    log tail: %s\n", e->log_tail);
-		return r;
+	if (st->upid[0])
+		printf("  %s: posted %s\n", what, st->upid);
+	if (st->outcome == TASK_OUT_EXECUTED) {
+		printf("  %s: %s\n", what, !strncmp(st->why, "WARNINGS", 8) ? st->why : "OK");
+		return;
 	}
-	printf("  %s: %s\n", what, res.exitstatus);
-	if (res.warnings)
-		log_event(LOG_WARN, "selftest.task_warnings", "step", what, "exitstatus", res.exitstatus, "log_tail",
-			  res.log_tail, NULL);
-	return 0;
+	printf("  %s: FAILED %s", what, st->outcome == TASK_OUT_FAILED ? fh_strerror(st->reason) :
+	       task_outcome_name(st->outcome));
+	if (st->why[0])
+		printf(": %s", st->why);
+	if (!pve_parse_permission(st->why, priv, sizeof(priv), path, sizeof(path)))
+		printf(" [missing privilege %s on %s]", priv, path);
+	printf("\n");
+	log_event(LOG_WARN, "selftest.step_failed", "step", what, "outcome", task_outcome_name(st->outcome), "error",
+		  fh_strerror(st->reason), NULL);
 }
 
-/* snapshot -> rollback -> delete-snapshot on one guest, each waited for. */
+/* snapshot -> rollback -> delete-snapshot on one guest: one journaled job
+ * through the engine (the gate finds it benign by provenance: it touches
+ * only the snapshot it made), each task waited for. */
 static int selftest_task(const struct cfg *c, int vmid)
 {
-	struct pve_client *pc = NULL;
-	struct pve_err e;
-	struct pve_guest g;
-	struct pve_stats stats;
-	char upid[UPID_MAX], snap[48];
-	int r, failed = 0;
+	static const char *const what[] = { "snapshot", "rollback", "delete snapshot" };
+	struct daemon_engine eng;
+	struct recon_job *job = NULL;
+	struct recon_result res;
+	const char *host;
+	char why[512], snap[48];
+	size_t i;
+	int r, failed = 1;
 
-	if (make_client(c, &pc))
-		return 1;
 	printf("felhom-agent %s selftest=task on guest %d (snapshot -> rollback -> delete)\n", FH_VERSION, vmid);
-	r = pve_guest_status(pc, vmid, &g, &e);
+	r = daemon_engine_open(c, true, &eng, why, sizeof(why));
 	if (r) {
-		print_err("guest status", r, &e);
-		failed = 1;
-		goto done;
+		printf("  engine: FAILED %s: %s\n", fh_strerror(r), why);
+		return 1;
 	}
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		goto done;
+	host = gate_host_id(eng.gate);
 	snprintf(snap, sizeof(snap), "felhom-selftest-%lld", (long long)time(NULL));
-	r = pve_snapshot(pc, vmid, snap, "felhom-agent selftest; safe to delete", upid, &e);
-	if (run_task(pc, "snapshot", r, upid, &e)) {
-		failed = 1;
+	job->source = JRNL_SRC_SELFTEST;
+	snprintf(job->job_id, sizeof(job->job_id), "selftest:%d:%s", vmid, snap + 16);
+	job->nsteps = 3;
+	r = gate_action_init(&job->steps[0], "snapshot", host, vmid);
+	if (!r)
+		r = gate_action_str(&job->steps[0], "name", snap);
+	if (!r)
+		r = gate_action_str(&job->steps[0], "description", "felhom-agent selftest; safe to delete");
+	if (!r)
+		r = gate_action_init(&job->steps[1], "rollback", host, vmid);
+	if (!r)
+		r = gate_action_str(&job->steps[1], "name", snap);
+	if (!r)
+		r = gate_action_init(&job->steps[2], "delete_snapshot", host, vmid);
+	if (!r)
+		r = gate_action_str(&job->steps[2], "name", snap);
+	/* the snapshot is ours: remove it even when the rollback failed */
+	job->step_flags[2] = RECON_STEP_ALWAYS;
+	if (!r)
+		r = recon_run(eng.recon, job, &res);
+	if (r) {
+		printf("  job: FAILED %s\n", fh_strerror(r));
 		goto done;
 	}
-	r = pve_rollback(pc, vmid, snap, upid, &e);
-	if (run_task(pc, "rollback", r, upid, &e))
-		failed = 1;
-	/* the snapshot is ours: remove it even when the rollback failed */
-	r = pve_delete_snapshot(pc, vmid, snap, upid, &e);
-	if (run_task(pc, "delete snapshot", r, upid, &e))
-		failed = 1;
+	for (i = 0; i < 3; i++)
+		print_step(what[i], &res.steps[i]);
+	failed = res.outcome != TASK_OUT_EXECUTED;
 done:
-	pve_stats(pc, &stats);
-	printf("result: %s (%lu requests, %lu connections)\n", failed ? "FAILED" : "ok", stats.requests,
-	       stats.connects);
-	g_client = NULL;
-	pve_client_free(pc);
+	printf("result: %s (journal job %s)\n", failed ? "FAILED" : "ok", job ? job->job_id : "-");
+	free(job);
+	daemon_engine_close(&eng);
 	return failed;
 }
 
@@ -744,6 +805,174 @@ out:
 	return r;
 }
 
+/* --print-fingerprint[=spki]: the local API leaf's pin, alone on stdout. */
+static int print_fingerprint(const struct cfg *c, int spki)
+{
+	struct lapi_cert_info info;
+	int r = lapi_cert_ensure(c->state_dir, &info);
+
+	if (r) {
+		fprintf(stderr, "felhom-agent: local API key/certificate in %s/%s: %s\n", c->state_dir, LAPI_DIR,
+			fh_strerror(r));
+		return 1;
+	}
+	if (info.created)
+		log_event(LOG_INFO, "localapi.leaf_created", "dir", c->state_dir, NULL);
+	printf("%s\n", spki ? info.spki_pin : info.fingerprint);
+	return 0;
+}
+
+/* --issue-token VMID / --revoke-token VMID. The token goes to stdout only. */
+static int token_cmd(const struct cfg *c, int vmid, int revoke)
+{
+	struct store_opts so;
+	struct store *st = NULL;
+	char dbdir[4096], tok[LAPI_TOKEN_MAX], vm[16];
+	int r;
+
+	snprintf(vm, sizeof(vm), "%d", vmid);
+	snprintf(dbdir, sizeof(dbdir), "%s/db", c->state_dir);
+	memset(&so, 0, sizeof(so));
+	so.dir = dbdir;
+	r = store_open(&so, &st);
+	if (r) {
+		fprintf(stderr, "felhom-agent: cannot open the store in %s: %s\n", dbdir, fh_strerror(r));
+		return 1;
+	}
+	if (revoke) {
+		r = lapi_token_revoke(st, vmid);
+		if (r == 0 || r == FH_ERR_NOT_FOUND)
+			log_event(LOG_INFO, "localapi.token_revoked", "vmid", vm, "had_token",
+				  r == 0 ? "yes" : "no", NULL);
+		else
+			fprintf(stderr, "felhom-agent: --revoke-token %d: %s\n", vmid, fh_strerror(r));
+		r = r == 0 || r == FH_ERR_NOT_FOUND ? 0 : 1;
+	} else {
+		r = lapi_token_issue(st, vmid, (int64_t)time(NULL), tok);
+		if (r == 0) {
+			printf("%s\n", tok);
+			memset(tok, 0, sizeof(tok));
+			log_event(LOG_INFO, "localapi.token_issued", "vmid", vm, NULL);
+		} else {
+			fprintf(stderr, "felhom-agent: --issue-token %d: %s\n", vmid, fh_strerror(r));
+		}
+		r = r ? 1 : 0;
+	}
+	store_close(st);
+	return r;
+}
+
+/* ---- the journal tools ---- */
+
+static void replay_row(const struct recon_recovery_row *row, void *arg)
+{
+	char vm[24];
+
+	(void)arg;
+	if (row->vmid > 0)
+		snprintf(vm, sizeof(vm), "%lld", (long long)row->vmid);
+	else
+		snprintf(vm, sizeof(vm), "-");
+	printf("%-7llu %-16s %-9s %-8s %-24s %-22s %-17s %s%s%s\n", (unsigned long long)row->id, row->op, vm,
+	       task_state_name(row->state), row->found ? row->found : "", row->action ? row->action : "",
+	       row->outcome ? task_outcome_name(row->outcome) : "-", row->detail, row->upid[0] ? " " : "", row->upid);
+	fflush(stdout);
+}
+
+/* --replay-journal [--dry-run]: the start-up recovery as a tool. Exit 0
+ * when nothing is left in flight (or a dry run looked at everything). */
+static int replay_journal(const struct cfg *c, int dry)
+{
+	struct daemon_engine eng;
+	struct jrnl_stats js;
+	struct recon_recovery rec;
+	char why[512];
+	int r;
+
+	r = daemon_engine_open(c, false, &eng, why, sizeof(why));
+	if (r) {
+		fprintf(stderr, "felhom-agent: --replay-journal: %s\n", why);
+		return 1;
+	}
+	r = jrnl_get_stats(eng.st, &js);
+	daemon_engine_close(&eng);
+	if (r) {
+		fprintf(stderr, "felhom-agent: --replay-journal: cannot read the journal: %s\n", fh_strerror(r));
+		return 1;
+	}
+	if (js.in_flight == 0) {
+		printf("nothing to do: no journal entry in flight in %s/db (%llu closed kept)\n", c->state_dir,
+		       (unsigned long long)js.closed);
+		return 0;
+	}
+	if (cfg_validate(c, CFG_NEED_PROXMOX, why, sizeof(why))) {
+		fprintf(stderr, "felhom-agent: --replay-journal: %llu entries in flight need Proxmox: %s\n",
+			(unsigned long long)js.in_flight, why);
+		return 1;
+	}
+	r = daemon_engine_open(c, true, &eng, why, sizeof(why));
+	if (r) {
+		fprintf(stderr, "felhom-agent: --replay-journal: %s\n", why);
+		return 1;
+	}
+	printf("%s%llu journal entries in flight in %s/db\n", dry ? "dry run: " : "",
+	       (unsigned long long)js.in_flight, c->state_dir);
+	printf("%-7s %-16s %-9s %-8s %-24s %-22s %-17s %s\n", "ID", "OP", "VMID", "STATE", "FOUND", "ACTION",
+	       "OUTCOME", "DETAIL");
+	memset(&rec, 0, sizeof(rec));
+	r = recon_recover(eng.recon, dry != 0, replay_row, NULL, &rec);
+	daemon_engine_close(&eng);
+	printf("%s: %zu in flight, %zu closed, %zu awaited, %zu adopted, %zu re-posted, %zu left in flight%s%s\n",
+	       dry ? "dry run" : "done", rec.in_flight, rec.closed, rec.awaited, rec.adopted, rec.reposted, rec.left,
+	       r ? "; error " : "", r ? fh_strerror(r) : "");
+	log_event(r || (!dry && rec.left) ? LOG_WARN : LOG_INFO, "replay_journal.done", "dry_run", dry ? "yes" : "no",
+		  "error", r ? fh_strerror(r) : "", NULL);
+	return r || (!dry && rec.left) ? 1 : 0;
+}
+
+static int dump_one(const struct jrnl_entry *e, void *arg)
+{
+	struct buf *b = arg;
+	int r;
+
+	buf_reset(b);
+	r = recon_entry_json(e, b);
+	if (!r) {
+		fputs(buf_str(b), stdout);
+		fputc('\n', stdout);
+	}
+	return r;
+}
+
+/* --dump-journal: every entry kept, one JSON object a line. Read-only: it
+ * works beside a running daemon. */
+static int dump_journal(const struct cfg *c)
+{
+	struct store_opts so;
+	struct store *st = NULL;
+	struct buf b;
+	char dbdir[4096];
+	int r;
+
+	snprintf(dbdir, sizeof(dbdir), "%s/db", c->state_dir);
+	memset(&so, 0, sizeof(so));
+	so.dir = dbdir;
+	r = store_open(&so, &st);
+	if (r) {
+		fprintf(stderr, "felhom-agent: --dump-journal: cannot open %s: %s\n", dbdir, fh_strerror(r));
+		return 1;
+	}
+	buf_init(&b, 64 * 1024);
+	r = jrnl_foreach(st, dump_one, &b);
+	buf_free(&b);
+	store_close(st);
+	if (r) {
+		fprintf(stderr, "felhom-agent: --dump-journal: %s\n", fh_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -825,6 +1054,19 @@ int main(int argc, char **argv)
 		break;
 	case MODE_VERIFY_OP:
 		r = verify_op(c, &a);
+		break;
+	case MODE_PRINT_FP:
+		r = print_fingerprint(c, a.fp_spki);
+		break;
+	case MODE_ISSUE_TOKEN:
+	case MODE_REVOKE_TOKEN:
+		r = token_cmd(c, (int)a.token_vmid, a.mode == MODE_REVOKE_TOKEN);
+		break;
+	case MODE_REPLAY_JOURNAL:
+		r = replay_journal(c, a.dry_run);
+		break;
+	case MODE_DUMP_JOURNAL:
+		r = dump_journal(c);
 		break;
 	case MODE_DAEMON: {
 		struct daemon_opts o = { a.config, a.state_dir };
