@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "utf8.h"
 #include "opblob.h"
 
 #define REC_VERSION 1
@@ -91,64 +92,6 @@ static bool key_id_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Length of one well-formed UTF-8 sequence at p[0..n), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1fu;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0fu;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07u;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3fu);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* Copies s into dst (cap bytes + NUL), never half a UTF-8 sequence;
- * control bytes and invalid UTF-8 become '?'. */
-static void text_clean(char *dst, size_t cap, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t n = strlen((const char *)p), i = 0, o = 0, k;
-
-	while (i < n) {
-		k = utf8_seq(p + i, n - i);
-		if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
-			if (o + 1 > cap)
-				break;
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + k > cap)
-			break;
-		memcpy(dst + o, p + i, k);
-		o += k;
-		i += k;
-	}
-	dst[o] = '\0';
-}
-
 static void put_str(unsigned char *b, size_t *n, const char *s)
 {
 	size_t l = strlen(s);
@@ -182,7 +125,7 @@ int audit_append(struct store_txn *t, const struct audit_rec *r, uint64_t max_en
 	    r->outcome == TASK_OUT_NONE || !op_ok(r->op, opn) || !key_id_ok(kid, kidn) ||
 	    r->at < 0 || (r->guest_id != AUDIT_NO_GUEST && (r->guest_id < 1 || r->guest_id > 999999999)))
 		return FH_ERR_INVAL;
-	text_clean(reason, AUDIT_REASON_MAX, r->reason);
+	utf8_clean(reason, AUDIT_REASON_MAX, r->reason);
 
 	rc = seq_get(t, SEQ_FIRST, 1, &first);
 	if (rc == 0)

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "utf8.h"
 
 #define REC_VERSION 1
 #define REC_MAX 8192           /* > every field at its cap */
@@ -110,64 +111,6 @@ static bool name_chars(const char *s, size_t n)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return false;
 	return true;
-}
-
-/* Length of one well-formed UTF-8 sequence at p[0..n), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1fu;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0fu;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07u;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3fu);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* Copies s into dst (cap bytes + NUL): at most cap bytes, never half a
- * UTF-8 sequence; control bytes and invalid UTF-8 become '?'. */
-static void text_clean(char *dst, size_t cap, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t n = strlen((const char *)p), i = 0, o = 0, k;
-
-	while (i < n) {
-		k = utf8_seq(p + i, n - i);
-		if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
-			if (o + 1 > cap)
-				break;
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + k > cap)
-			break;
-		memcpy(dst + o, p + i, k);
-		o += k;
-		i += k;
-	}
-	dst[o] = '\0';
 }
 
 /* ----------------------------------------------------------- the record */
@@ -644,7 +587,7 @@ int jrnl_close(struct store_txn *t, uint64_t id, enum task_event ev,
 		goto out;
 	e->outcome = outcome;
 	memcpy(e->reason, reason ? reason : "", n + 1);
-	text_clean(e->text, JRNL_TEXT_MAX, text);
+	utf8_clean(e->text, JRNL_TEXT_MAX, text);
 	e->closed_at = e->updated_at;
 	r = put_entry(t, e);
 	if (r == 0) {

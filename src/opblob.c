@@ -4,7 +4,7 @@
  * Decoding is yajl's (through json_parse); on top of it this file adds the
  * checks yajl 2.1 does not make, each found by probing it:
  *  - yajl's lexer accepts overlong UTF-8, encoded surrogates and code
- *    points above U+10FFFF in raw string bytes: utf8_ok() re-checks every
+ *    points above U+10FFFF in raw string bytes: utf8_valid() re-checks every
  *    decoded string and key;
  *  - yajl turns a lone "\ud800" escape into '?' and pairs a high surrogate
  *    with any following \u escape ("\ud800\u0041" becomes U+10041), and
@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "utf8.h"
 #include "json.h"
 
 static void set_why(char *why, size_t whylen, const char *s)
@@ -32,53 +33,10 @@ static void set_why(char *why, size_t whylen, const char *s)
 		snprintf(why, whylen, "%s", s);
 }
 
-/* Well-formed UTF-8 per RFC 3629: shortest form only, no surrogates, at
- * most U+10FFFF. */
-static bool utf8_ok(const char *p, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)p;
-	size_t i = 0, k, len;
-	uint32_t cp, min;
-
-	while (i < n) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
 /* A decoded string value: no NUL, well-formed UTF-8. */
 static bool text_ok(const char *s, size_t n)
 {
-	return memchr(s, '\0', n) == NULL && utf8_ok(s, n);
+	return memchr(s, '\0', n) == NULL && utf8_valid(s, n);
 }
 
 static int hex4(const char *p, size_t avail, unsigned *out)
@@ -346,7 +304,7 @@ static int check_tree(const struct json *j, const char **why)
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		for (i = 0; i < j->n; i++) {
-			if (j->type == JSON_OBJECT && !utf8_ok(j->keys[i], strlen(j->keys[i]))) {
+			if (j->type == JSON_OBJECT && !utf8_valid(j->keys[i], strlen(j->keys[i]))) {
 				*why = "invalid UTF-8 in a key";
 				return FH_ERR_SIG_MALFORMED;
 			}
@@ -519,7 +477,7 @@ static int validate_params(const struct opblob *b, const char **why)
 		switch (pm->type) {
 		case OPBLOB_STR:
 			n = FLEN(pm->str);
-			if (n == SIZE_MAX || !utf8_ok(pm->str, n)) {
+			if (n == SIZE_MAX || !utf8_valid(pm->str, n)) {
 				*why = "params: string not UTF-8 of at most 1023 bytes";
 				return FH_ERR_INVAL;
 			}
@@ -634,7 +592,7 @@ static int get_params(const struct json *v, struct opblob *b, const char **why)
 		switch (pv->type) {
 		case JSON_STRING:
 			pm->type = OPBLOB_STR;
-			r = get_str(pv, utf8_ok, pm->str, sizeof(pm->str), "params: not a string",
+			r = get_str(pv, utf8_valid, pm->str, sizeof(pm->str), "params: not a string",
 				    "params: string with NUL, invalid UTF-8 or over 1023 bytes", why);
 			if (r)
 				return r;
