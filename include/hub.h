@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* The clamp the agent applies to the hub's poll_interval_seconds. */
 #define HUB_INTERVAL_MIN 60
 #define HUB_INTERVAL_MAX 3600
@@ -92,6 +94,16 @@ void hub_stats(const struct hub_client *c, struct hub_stats *out);
  * FH_ERR_CANCELLED, FH_ERR_NOMEM. A report is never re-sent by the client. */
 int hub_post_report(struct hub_client *c, const char *json, size_t len, struct hub_envelope *env,
 		    struct hub_err *e);
+
+/* Any other hub endpoint (GET /api/v1/desired-state, GET
+ * /api/v1/signed-ops, POST /api/v1/op-results) with the same trust, key,
+ * timeouts and cancellation as the report. path starts with '/' and is
+ * appended to hub.url (its prefix kept); json/len is the POST body (NULL
+ * for GET). On 2xx returns 0 with the answer in out (appended; at most cap
+ * bytes, more is FH_ERR_TOOBIG). 404 is FH_ERR_NOT_FOUND; other errors as
+ * hub_post_report. *status gets the HTTP status (0 without an answer). */
+int hub_request(struct hub_client *c, const char *method, const char *path, const char *json, size_t len,
+		size_t cap, struct buf *out, long *status, struct hub_err *e);
 
 /* Decodes an envelope body. Unknown members are ignored (the hub may add
  * some); a known member of the wrong type is FH_ERR_DECODE, as is anything

@@ -23,13 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <yajl/yajl_gen.h>
 
 #include "audit.h"
 #include "err.h"
 #include "gate.h"
-#include "httptrust.h"
 #include "idem.h"
 #include "jrnl.h"
 #include "json.h"
@@ -107,7 +105,7 @@ static _Atomic(struct pve_client *) g_pve;
 static _Atomic(struct hub_client *) g_hub;
 static _Atomic(struct recon *) g_recon;
 static atomic_int g_results;           /* the engine put an op result in the outbox */
-static atomic_int g_hubx_cancel;       /* extra hub requests stop */
+static _Atomic(struct hub_client *) g_hubx;   /* the engine's hub client */
 
 void daemon_cancel_all(void)
 {
@@ -121,7 +119,9 @@ void daemon_cancel_all(void)
 		hub_cancel(h);
 	if (r)
 		recon_cancel(r);
-	atomic_store(&g_hubx_cancel, 1);
+	h = atomic_load(&g_hubx);
+	if (h)
+		hub_cancel(h);
 }
 
 static void on_signal(int sig)
@@ -175,6 +175,17 @@ static void pve_opts_of(const struct cfg *c, struct pve_opts *po)
 
 /* Builds every client from c; nothing is kept on failure. why names the
  * section and never a secret. */
+/* The hub client options from the config (the report's and the engine's). */
+static void hub_opts_of(const struct cfg *c, struct hub_opts *ho)
+{
+	memset(ho, 0, sizeof(*ho));
+	ho->url = c->hub.url;
+	ho->api_key = c->hub.api_key;
+	ho->ca_file = c->hub.ca_file;
+	ho->tls_fingerprint = c->hub.tls_fingerprint;
+	ho->request_timeout_ms = (long)c->hub.timeout_seconds * 1000L;
+}
+
 static int clients_make(const struct cfg *c, struct clients *out, char *why, size_t whylen)
 {
 	struct clients k;
@@ -192,12 +203,7 @@ static int clients_make(const struct cfg *c, struct clients *out, char *why, siz
 		snprintf(why, whylen, "proxmox: %s", pe.reason);
 		goto out;
 	}
-	memset(&ho, 0, sizeof(ho));
-	ho.url = c->hub.url;
-	ho.api_key = c->hub.api_key;
-	ho.ca_file = c->hub.ca_file;
-	ho.tls_fingerprint = c->hub.tls_fingerprint;
-	ho.request_timeout_ms = (long)c->hub.timeout_seconds * 1000L;
+	hub_opts_of(c, &ho);
 	r = hub_client_new(&ho, &k.hub, &he);
 	if (r) {
 		snprintf(why, whylen, "%s", he.reason);
@@ -335,182 +341,20 @@ out:
 
 /* ---- the hub's engine endpoints ----
  * GET /api/v1/desired-state, GET /api/v1/signed-ops, POST
- * /api/v1/op-results. Same trust and key as the report (hub.h); the key
- * lives only in this handle's header list and is wiped on free. */
+ * /api/v1/op-results, through a second hub client (same trust, key and
+ * limits as the report; hub.h), so the engine's requests never share a
+ * body buffer with the report's. */
 
-#define HUBX_BEARER "Authorization: Bearer "
-
-struct hubx {
-	CURL *h;
-	struct curl_slist *hdrs;
-	struct httptrust trust;
-	char base[1024];             /* hub.url without a trailing '/' */
-	struct buf body;
-	long timeout_ms, connect_ms;
-	char status_reason[128];
-};
-
-static size_t hubx_on_body(char *p, size_t sz, size_t nm, void *ud)
+/* One request; the answer appended to out. why never holds the key. */
+static int hubx_call(struct hub_client *hx, const char *method, const char *path, const char *json, size_t len,
+		     size_t cap, struct buf *out, long *status, char *why, size_t whylen)
 {
-	struct hubx *x = ud;
+	struct hub_err he;
+	int r = hub_request(hx, method, path, json, len, cap, out, status, &he);
 
-	return buf_append(&x->body, p, sz * nm) ? 0 : sz * nm;
-}
-
-static int hubx_on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	(void)ud, (void)a, (void)b, (void)c, (void)d;
-	return atomic_load(&g_hubx_cancel) ? 1 : 0;
-}
-
-static void hubx_free(struct hubx *x)
-{
-	struct curl_slist *s;
-
-	if (x->h)
-		curl_easy_cleanup(x->h);
-	for (s = x->hdrs; s; s = s->next)
-		explicit_bzero(s->data, strlen(s->data));
-	curl_slist_free_all(x->hdrs);
-	httptrust_free(&x->trust);
-	buf_free(&x->body);
-	memset(x, 0, sizeof(*x));
-}
-
-static int hubx_new(const struct cfg *c, struct hubx *x, char *why, size_t whylen)
-{
-	struct httptrust_opts to;
-	CURLU *u = NULL;
-	char *host = NULL, *port = NULL, *auth = NULL;
-	struct curl_slist *n;
-	size_t len;
-	int r = FH_ERR_CONFIG;
-
-	memset(x, 0, sizeof(*x));
-	buf_init(&x->body, RECON_DESIRED_MAX_BYTES);
-	len = strlen(c->hub.url);
-	while (len && c->hub.url[len - 1] == '/')
-		len--;
-	if (len >= sizeof(x->base)) {
-		snprintf(why, whylen, "hub.url too long");
-		goto out;
-	}
-	memcpy(x->base, c->hub.url, len);
-	u = curl_url();
-	if (!u || curl_url_set(u, CURLUPART_URL, c->hub.url, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0) ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
-		snprintf(why, whylen, "hub.url does not parse");
-		goto out;
-	}
-	if (host[0] == '[') {
-		size_t hl = strlen(host);
-
-		memmove(host, host + 1, hl - 1);
-		host[hl - 2] = '\0';
-	}
-	memset(&to, 0, sizeof(to));
-	to.ca_file = c->hub.ca_file;
-	to.tls_fingerprint = c->hub.tls_fingerprint;
-	r = httptrust_init(&x->trust, host, (unsigned)atoi(port), &to, why, whylen);
 	if (r)
-		goto out;
-	r = FH_ERR_NOMEM;
-	x->timeout_ms = (long)c->hub.timeout_seconds * 1000L;
-	x->connect_ms = connect_ms_of(c);
-	x->h = curl_easy_init();
-	if (!x->h || asprintf(&auth, HUBX_BEARER "%s", c->hub.api_key) < 0) {
-		auth = NULL;
-		goto out;
-	}
-	n = curl_slist_append(x->hdrs, auth);
-	if (!n)
-		goto out;
-	x->hdrs = n;
-	if (!(n = curl_slist_append(x->hdrs, "Content-Type: application/json")))
-		goto out;
-	x->hdrs = n;
-	if (!(n = curl_slist_append(x->hdrs, "Accept: application/json")))
-		goto out;
-	x->hdrs = n;
-	if (!(n = curl_slist_append(x->hdrs, "Expect:")))
-		goto out;
-	x->hdrs = n;
-	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
-	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, hubx_on_body);
-	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, hubx_on_progress);
-	curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
-	curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, x->timeout_ms);
-	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, x->connect_ms);
-	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(x->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(x->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
-	httptrust_apply(&x->trust, x->h);
-	r = 0;
-out:
-	if (auth) {
-		explicit_bzero(auth, strlen(auth));
-		free(auth);
-	}
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	if (r)
-		hubx_free(x);
+		snprintf(why, whylen, "%s %s: %.200s", method, path, he.reason);
 	return r;
-}
-
-/* One request; the answer body in x->body. 0 for 2xx, FH_ERR_NOT_FOUND
- * for 404, otherwise the status or transport error; why never holds the
- * key (no header is echoed, the answer's text is not quoted). */
-static int hubx_request(struct hubx *x, const char *method, const char *path, const char *json, size_t len,
-			size_t cap, long *status, char *why, size_t whylen)
-{
-	char url[1300];
-	CURLcode rc;
-	long st = 0;
-	int r;
-
-	*status = 0;
-	if (atomic_load(&g_hubx_cancel))
-		return FH_ERR_CANCELLED;
-	r = httptrust_ensure(&x->trust, x->h, x->connect_ms, why, whylen);
-	if (r)
-		return r;
-	snprintf(url, sizeof(url), "%s%s", x->base, path);
-	buf_reset(&x->body);
-	x->body.cap = cap;
-	curl_easy_setopt(x->h, CURLOPT_URL, url);
-	if (!strcmp(method, "POST")) {
-		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, json);
-		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	} else {
-		curl_easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
-	}
-	rc = curl_easy_perform(x->h);
-	curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, NULL);
-	if (rc != CURLE_OK) {
-		snprintf(why, whylen, "%s %s: %s", method, path, curl_easy_strerror(rc));
-		return rc == CURLE_OPERATION_TIMEDOUT ? FH_ERR_TIMEOUT :
-		       rc == CURLE_ABORTED_BY_CALLBACK ? FH_ERR_CANCELLED :
-		       rc == CURLE_WRITE_ERROR ? FH_ERR_TOOBIG :
-		       rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ? FH_ERR_TLS_PIN : FH_ERR_TRANSPORT;
-	}
-	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &st);
-	*status = st;
-	if (st >= 200 && st < 300)
-		return 0;
-	snprintf(why, whylen, "%s %s: HTTP %ld", method, path, st);
-	if (st == 404)
-		return FH_ERR_NOT_FOUND;
-	if (st == 401)
-		return FH_ERR_HTTP_401;
-	if (st == 403)
-		return FH_ERR_HTTP_403;
-	return st >= 500 ? FH_ERR_HTTP_5XX : st >= 400 ? FH_ERR_HTTP_4XX : FH_ERR_DECODE;
 }
 
 /* ---------------------------------------------------------- the watchdog */
@@ -947,8 +791,7 @@ struct daemon {
 	bool notify_warned, status_warned;
 	/* the reconcile engine */
 	struct daemon_engine eng;
-	struct hubx hx;
-	bool have_hx;
+	struct hub_client *hx;          /* the engine's hub requests; NULL until started */
 	pthread_t rec_th;
 	bool rec_started;
 	atomic_bool rec_done;
@@ -1193,14 +1036,19 @@ static int engine_start(struct daemon *d)
 		return r;
 	}
 	atomic_store(&g_recon, d->eng.recon);
-	atomic_store(&g_hubx_cancel, 0);
-	r = hubx_new(C(d), &d->hx, why, sizeof(why));
-	if (r) {
-		log_event(LOG_ERROR, "recon.hub_client", "error", fh_strerror(r), "reason", why, NULL);
-		daemon_engine_close(&d->eng);
-		return r;
+	{
+		struct hub_opts ho;
+		struct hub_err he;
+
+		hub_opts_of(C(d), &ho);
+		r = hub_client_new(&ho, &d->hx, &he);
+		if (r) {
+			log_event(LOG_ERROR, "recon.hub_client", "error", fh_strerror(r), "reason", he.reason, NULL);
+			daemon_engine_close(&d->eng);
+			return r;
+		}
+		atomic_store(&g_hubx, d->hx);
 	}
-	d->have_hx = true;
 	if (gate_nsigners(d->eng.gate) == 0)
 		log_event(LOG_WARN, "gate.no_signers", "msg",
 			  "no operator signers: every destructive operation stays pending_signature", NULL);
@@ -1209,8 +1057,9 @@ static int engine_start(struct daemon *d)
 	r = pthread_create(&d->rec_th, NULL, recovery_main, d);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
-		hubx_free(&d->hx);
-		d->have_hx = false;
+		atomic_store(&g_hubx, NULL);
+		hub_client_free(d->hx);
+		d->hx = NULL;
 		daemon_engine_close(&d->eng);
 		return FH_ERR_NOMEM;
 	}
@@ -1223,14 +1072,15 @@ static void engine_stop(struct daemon *d)
 {
 	if (d->eng.recon)
 		recon_cancel(d->eng.recon);
-	atomic_store(&g_hubx_cancel, 1);
+	if (d->hx)
+		hub_cancel(d->hx);
 	if (d->rec_started) {
 		pthread_join(d->rec_th, NULL);
 		d->rec_started = false;
 	}
-	if (d->have_hx)
-		hubx_free(&d->hx);
-	d->have_hx = false;
+	atomic_store(&g_hubx, NULL);
+	hub_client_free(d->hx);
+	d->hx = NULL;
 	daemon_engine_close(&d->eng);
 	recon_desired_free(&d->desired);
 	d->have_desired = false;
@@ -1262,7 +1112,7 @@ static void deliver_results(struct daemon *d)
 	int i;
 
 	atomic_store(&g_results, 0);
-	if (!d->eng.st || !d->have_hx)
+	if (!d->eng.st || !d->hx)
 		return;
 	buf_init(&b, HUB_DEF_MAX_RESPONSE * 16);
 	for (i = 0; i < 16; i++) {
@@ -1275,8 +1125,13 @@ static void deliver_results(struct daemon *d)
 		if (r || !through)
 			break;
 		lease(d, mono_ms() + post_budget_ms(d));
-		r = hubx_request(&d->hx, "POST", "/api/v1/op-results", b.data, b.len, HUB_DEF_MAX_RESPONSE, &st, why,
-				 sizeof(why));
+		{
+			struct buf ans;
+			buf_init(&ans, HUB_DEF_MAX_RESPONSE);
+			r = hubx_call(d->hx, "POST", "/api/v1/op-results", b.data ? b.data : "", b.len,
+				      HUB_DEF_MAX_RESPONSE, &ans, &st, why, sizeof(why));
+			buf_free(&ans);
+		}
 		if (r) {
 			if (!d->results_warned)
 				log_event(LOG_WARN, "hub.op_results_failed", "error", fh_strerror(r), "reason", why, NULL);
@@ -1297,6 +1152,7 @@ static void deliver_results(struct daemon *d)
 static void fetch_desired(struct daemon *d, int64_t gen)
 {
 	struct recon_desired nd;
+	struct buf ans;
 	char why[256], g[24];
 	long st = 0;
 	int r;
@@ -1312,9 +1168,11 @@ static void fetch_desired(struct daemon *d, int64_t gen)
 		return;
 	}
 	lease(d, mono_ms() + post_budget_ms(d));
-	r = hubx_request(&d->hx, "GET", "/api/v1/desired-state", NULL, 0, RECON_DESIRED_MAX_BYTES, &st, why,
-			 sizeof(why));
+	buf_init(&ans, RECON_DESIRED_MAX_BYTES);
+	r = hubx_call(d->hx, "GET", "/api/v1/desired-state", NULL, 0, RECON_DESIRED_MAX_BYTES, &ans, &st, why,
+		      sizeof(why));
 	if (r == FH_ERR_NOT_FOUND) {
+		buf_free(&ans);
 		recon_desired_free(&d->desired);
 		d->have_desired = false;
 		d->desired_gen_seen = gen;
@@ -1322,11 +1180,12 @@ static void fetch_desired(struct daemon *d, int64_t gen)
 		return;
 	}
 	if (r) {
+		buf_free(&ans);
 		log_event(LOG_WARN, "hub.desired_state_failed", "error", fh_strerror(r), "reason", why, NULL);
 		return;     /* kept as it was; tried again next cycle */
 	}
-	r = recon_desired_parse(d->hx.body.data ? d->hx.body.data : "", d->hx.body.len,
-				(size_t)C(d)->proxmox.max_guests, &nd, why, sizeof(why));
+	r = recon_desired_parse(buf_str(&ans), ans.len, (size_t)C(d)->proxmox.max_guests, &nd, why, sizeof(why));
+	buf_free(&ans);
 	d->desired_gen_seen = gen;
 	if (r) {
 		/* an invalid document changes nothing at all */
@@ -1346,18 +1205,22 @@ static void fetch_desired(struct daemon *d, int64_t gen)
 static void fetch_signed_ops(struct daemon *d)
 {
 	struct recon_op_entry *e = NULL;
+	struct buf ans;
 	char why[256], a[24], b[24];
 	size_t n = 0, i, queued = 0, decided = 0;
 	long st = 0;
 	int r;
 
 	lease(d, mono_ms() + post_budget_ms(d));
-	r = hubx_request(&d->hx, "GET", "/api/v1/signed-ops", NULL, 0, RECON_OPS_MAX_BYTES, &st, why, sizeof(why));
+	buf_init(&ans, RECON_OPS_MAX_BYTES);
+	r = hubx_call(d->hx, "GET", "/api/v1/signed-ops", NULL, 0, RECON_OPS_MAX_BYTES, &ans, &st, why, sizeof(why));
 	if (r) {
+		buf_free(&ans);
 		log_event(LOG_WARN, "hub.signed_ops_failed", "error", fh_strerror(r), "reason", why, NULL);
 		return;
 	}
-	r = recon_ops_parse(d->hx.body.data ? d->hx.body.data : "", d->hx.body.len, &e, &n, why, sizeof(why));
+	r = recon_ops_parse(buf_str(&ans), ans.len, &e, &n, why, sizeof(why));
+	buf_free(&ans);
 	if (r) {
 		log_event(LOG_WARN, "recon.signed_ops_invalid", "error", fh_strerror(r), "reason", why, NULL);
 		return;
@@ -1664,7 +1527,6 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 	d.eng.lock_fd = -1;
 	atomic_init(&d.rec_done, false);
 	atomic_store(&g_results, 0);
-	atomic_store(&g_hubx_cancel, 0);
 	atomic_init(&d.wd.lease_ms, (long long)mono_ms() + 60000);
 	atomic_store(&g_stop_sig, 0);
 	atomic_store(&g_reload, 0);

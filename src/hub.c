@@ -24,6 +24,7 @@ struct hub_client {
 	struct curl_slist *hdrs;        /* holds the key: wiped on free */
 	const char *key;                /* points into hdrs (for scrubbing); not owned */
 	char url[1024];                 /* the report URL */
+	char base[1024];                /* hub.url without trailing '/' */
 	struct httptrust trust;
 	struct buf body;
 	char status_reason[128];
@@ -247,6 +248,7 @@ static int parse_url(struct hub_client *c, const char *url, char *host, size_t h
 	while (n > 8 && url[n - 1] == '/')
 		n--;
 	snprintf(c->url, sizeof(c->url), "%.*s%s", (int)n, url, HUB_REPORT_PATH);
+	snprintf(c->base, sizeof(c->base), "%.*s", (int)n, url);
 	r = 0;
 out:
 	curl_free(scheme);
@@ -501,24 +503,22 @@ static const char *error_text(const struct buf *b, struct json **doc)
 	return NULL;
 }
 
-int hub_post_report(struct hub_client *c, const char *json, size_t len, struct hub_envelope *env,
-		    struct hub_err *e)
+/* One request to url: POST json/len, or GET when json is NULL. The
+ * answer is in c->body (at most cap bytes). 0 for 2xx with *status set;
+ * typed errors otherwise, e->reason never holding the key. */
+static int perform(struct hub_client *c, const char *url, const char *json, size_t len, size_t cap, long *status,
+		   struct hub_err *e)
 {
-	struct hub_envelope got;
 	struct json *doc = NULL;
 	char why[200];
-	long status = 0, nconn = 0;
+	long st = 0, nconn = 0;
 	CURLcode rc;
 	int r;
 
-	err_reset(e);
+	*status = 0;
 	if (atomic_load(&c->cancelled)) {
 		set_reason(c, e, "cancelled");
 		return fail(e, FH_ERR_CANCELLED);
-	}
-	if (!json || len == 0) {
-		set_reason(c, e, "empty report");
-		return fail(e, FH_ERR_INVAL);
 	}
 	why[0] = '\0';
 	r = httptrust_ensure(&c->trust, c->h, c->connect_ms, why, sizeof(why));
@@ -526,9 +526,15 @@ int hub_post_report(struct hub_client *c, const char *json, size_t len, struct h
 		set_reason(c, e, "%s", why);
 		return fail(e, r);
 	}
-	curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c->h, CURLOPT_URL, url);
+	if (json) {
+		curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, json);
+		curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	} else {
+		curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+	}
 	buf_reset(&c->body);
+	c->body.cap = cap;
 	c->toobig = false;
 	c->status_reason[0] = '\0';
 	c->errbuf[0] = '\0';
@@ -540,26 +546,46 @@ int hub_post_report(struct hub_client *c, const char *json, size_t len, struct h
 	if (rc != CURLE_OK) {
 		r = map_curl(rc, c->toobig);
 		if (r == FH_ERR_TOOBIG)
-			set_reason(c, e, "answer larger than %zu bytes", c->max_response);
+			set_reason(c, e, "answer larger than %zu bytes", cap);
 		else if (r == FH_ERR_CANCELLED)
 			set_reason(c, e, "cancelled");
 		else
 			set_reason(c, e, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "", c->errbuf);
 		return fail(e, r);
 	}
-	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &st);
+	*status = st;
 	if (e)
-		e->http_status = status;
-	r = map_status(status);
+		e->http_status = st;
+	r = map_status(st);
 	if (r) {
 		const char *m = error_text(&c->body, &doc);
 		if (m && !strcmp(m, c->status_reason))
 			m = NULL;   /* said once is enough */
-		set_reason(c, e, "HTTP %ld%s%s%s%.160s", status, c->status_reason[0] ? " " : "", c->status_reason,
+		set_reason(c, e, "HTTP %ld%s%s%s%.160s", st, c->status_reason[0] ? " " : "", c->status_reason,
 			   m ? ": " : "", m ? m : "");
 		json_free(doc);
 		return fail(e, r);
 	}
+	return 0;
+}
+
+int hub_post_report(struct hub_client *c, const char *json, size_t len, struct hub_envelope *env,
+		    struct hub_err *e)
+{
+	struct hub_envelope got;
+	char why[200];
+	long status;
+	int r;
+
+	err_reset(e);
+	if (!json || len == 0) {
+		set_reason(c, e, "empty report");
+		return fail(e, FH_ERR_INVAL);
+	}
+	r = perform(c, c->url, json, len, c->max_response, &status, e);
+	if (r)
+		return r;
 	r = hub_parse_envelope(c->body.data ? c->body.data : "", c->body.len, c->max_response, &got, why,
 			       sizeof(why));
 	if (r) {
@@ -567,5 +593,34 @@ int hub_post_report(struct hub_client *c, const char *json, size_t len, struct h
 		return fail(e, r);
 	}
 	*env = got;
+	return 0;
+}
+
+int hub_request(struct hub_client *c, const char *method, const char *path, const char *json, size_t len,
+		size_t cap, struct buf *out, long *status, struct hub_err *e)
+{
+	char url[2048];
+	int r;
+
+	err_reset(e);
+	*status = 0;
+	if (!path || path[0] != '/' || strpbrk(path, " \t\r\n") || (strcmp(method, "GET") && strcmp(method, "POST")) ||
+	    (!strcmp(method, "POST") && !json) || (!strcmp(method, "GET") && json)) {
+		set_reason(c, e, "bad hub request");
+		return fail(e, FH_ERR_INVAL);
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, path) >= sizeof(url)) {
+		set_reason(c, e, "hub URL too long");
+		return fail(e, FH_ERR_INVAL);
+	}
+	r = perform(c, url, json, len, cap, status, e);
+	if (r == FH_ERR_HTTP_4XX && *status == 404)
+		r = fail(e, FH_ERR_NOT_FOUND);
+	if (r)
+		return r;
+	if (c->body.len && buf_append(out, c->body.data, c->body.len)) {
+		set_reason(c, e, "answer larger than the caller's buffer");
+		return fail(e, FH_ERR_TOOBIG);
+	}
 	return 0;
 }
