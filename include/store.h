@@ -174,4 +174,12 @@ struct store_stats {
 /* Counters since store_open (zeroes for NULL or a forked child). */
 void store_get_stats(struct store *st, struct store_stats *out);
 
+/* Big-endian 64-bit integers, for keys that sort in numeric order. */
+void store_be64_put(unsigned char p[8], uint64_t v);
+uint64_t store_be64_get(const unsigned char p[8]);
+/* A named counter in STORE_DB_SEQ: def when absent; FH_ERR_DECODE when
+ * the stored value is not 8 bytes. */
+int store_seq_get(struct store_txn *t, const char *name, uint64_t def, uint64_t *out);
+int store_seq_put(struct store_txn *t, const char *name, uint64_t v);
+
 #endif

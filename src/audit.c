@@ -22,52 +22,6 @@
 #define SEQ_NEXT "audit_next"
 #define ELEM_MAX 2048          /* one JSON element, escaped */
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static int seq_get(struct store_txn *t, const char *name, uint64_t def, uint64_t *out)
-{
-	const void *v;
-	size_t vl;
-	int r = store_get(t, STORE_DB_SEQ, name, strlen(name), &v, &vl);
-
-	if (r == FH_ERR_NOT_FOUND) {
-		*out = def;
-		return 0;
-	}
-	if (r)
-		return r;
-	if (vl != 8)
-		return FH_ERR_DECODE;
-	*out = be64_get(v);
-	return 0;
-}
-
-static int seq_put(struct store_txn *t, const char *name, uint64_t v)
-{
-	unsigned char b[8];
-
-	be64_put(b, v);
-	return store_put(t, STORE_DB_SEQ, name, strlen(name), b, sizeof b);
-}
-
 static bool op_ok(const char *s, size_t n)
 {
 	size_t i;
@@ -127,9 +81,9 @@ int audit_append(struct store_txn *t, const struct audit_rec *r, uint64_t max_en
 		return FH_ERR_INVAL;
 	utf8_clean(reason, AUDIT_REASON_MAX, r->reason);
 
-	rc = seq_get(t, SEQ_FIRST, 1, &first);
+	rc = store_seq_get(t, SEQ_FIRST, 1, &first);
 	if (rc == 0)
-		rc = seq_get(t, SEQ_NEXT, 1, &next);
+		rc = store_seq_get(t, SEQ_NEXT, 1, &next);
 	if (rc)
 		return rc;
 	if (first == 0 || next < first || next == UINT64_MAX)
@@ -138,30 +92,30 @@ int audit_append(struct store_txn *t, const struct audit_rec *r, uint64_t max_en
 	b[n++] = REC_VERSION;
 	b[n++] = (unsigned char)r->decision;
 	b[n++] = (unsigned char)r->outcome;
-	be64_put(b + n, (uint64_t)(r->at ? r->at : (int64_t)time(NULL)));
+	store_be64_put(b + n, (uint64_t)(r->at ? r->at : (int64_t)time(NULL)));
 	n += 8;
-	be64_put(b + n, (uint64_t)r->guest_id);
+	store_be64_put(b + n, (uint64_t)r->guest_id);
 	n += 8;
 	put_str(b, &n, r->op);
 	put_str(b, &n, kid);
 	put_str(b, &n, reason);
 
-	be64_put(k, next);
+	store_be64_put(k, next);
 	rc = store_put(t, STORE_DB_AUDIT, k, sizeof k, b, n);
 	if (rc)
 		return rc;
 	next++;
 	while (next - first > max_entries && pruned < AUDIT_PRUNE_PER_APPEND) {
-		be64_put(k, first);
+		store_be64_put(k, first);
 		rc = store_del(t, STORE_DB_AUDIT, k, sizeof k);
 		if (rc && rc != FH_ERR_NOT_FOUND)
 			return rc;
 		first++;
 		pruned++;
 	}
-	rc = seq_put(t, SEQ_NEXT, next);
+	rc = store_seq_put(t, SEQ_NEXT, next);
 	if (rc == 0 && pruned)
-		rc = seq_put(t, SEQ_FIRST, first);
+		rc = store_seq_put(t, SEQ_FIRST, first);
 	if (rc == 0 && seq)
 		*seq = next - 1;
 	return rc;
@@ -181,20 +135,20 @@ int audit_prune(struct store *st, uint64_t max_entries, unsigned max_per_txn, ui
 		r = store_txn_begin(st, true, &t);
 		if (r)
 			return r;
-		r = seq_get(t, SEQ_FIRST, 1, &first);
+		r = store_seq_get(t, SEQ_FIRST, 1, &first);
 		if (r == 0)
-			r = seq_get(t, SEQ_NEXT, 1, &next);
+			r = store_seq_get(t, SEQ_NEXT, 1, &next);
 		if (r == 0 && (first == 0 || next < first))
 			r = FH_ERR_DECODE;
 		for (n = 0; r == 0 && n < max_per_txn && next - first > max_entries; n++) {
-			be64_put(k, first);
+			store_be64_put(k, first);
 			r = store_del(t, STORE_DB_AUDIT, k, sizeof k);
 			if (r == FH_ERR_NOT_FOUND)
 				r = 0;
 			first++;
 		}
 		if (r == 0 && n)
-			r = seq_put(t, SEQ_FIRST, first);
+			r = store_seq_put(t, SEQ_FIRST, first);
 		if (r) {
 			store_txn_abort(t);
 			return r;
@@ -222,9 +176,9 @@ int audit_count(struct store *st, uint64_t *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		return r;
-	r = seq_get(t, SEQ_FIRST, 1, &first);
+	r = store_seq_get(t, SEQ_FIRST, 1, &first);
 	if (r == 0)
-		r = seq_get(t, SEQ_NEXT, 1, &next);
+		r = store_seq_get(t, SEQ_NEXT, 1, &next);
 	store_txn_abort(t);
 	if (r == 0 && next < first)
 		r = FH_ERR_DECODE;
@@ -297,8 +251,8 @@ static int elem_json(const void *v, size_t vl, struct buf *e)
 		return FH_ERR_DECODE;
 	dec = h[1];
 	oc = h[2];
-	when = (int64_t)be64_get(h + 3);
-	guest = (int64_t)be64_get(h + 11);
+	when = (int64_t)store_be64_get(h + 3);
+	guest = (int64_t)store_be64_get(h + 11);
 	if (dec < AUDIT_BENIGN || dec >= AUDIT_DECISION__END || !task_outcome_valid((int)oc) ||
 	    oc == TASK_OUT_NONE || !op_ok(op, strlen(op)) || !key_id_ok(kid, strlen(kid)) || when < 0 ||
 	    (guest != AUDIT_NO_GUEST && (guest < 1 || guest > 999999999)))
@@ -351,16 +305,16 @@ int audit_tail_json(struct store *st, size_t n, struct buf *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		goto out;
-	r = seq_get(t, SEQ_FIRST, 1, &first);
+	r = store_seq_get(t, SEQ_FIRST, 1, &first);
 	if (r == 0)
-		r = seq_get(t, SEQ_NEXT, 1, &next);
+		r = store_seq_get(t, SEQ_NEXT, 1, &next);
 	if (r == 0 && next < first)
 		r = FH_ERR_DECODE;
 	if (r == 0)
 		r = buf_appendz(&arr, "[");
 	from = next - first > n ? next - n : first;
 	for (s = from; r == 0 && s < next; s++) {
-		be64_put(k, s);
+		store_be64_put(k, s);
 		r = store_get(t, STORE_DB_AUDIT, k, sizeof k, &v, &vl);
 		if (r == FH_ERR_NOT_FOUND) {
 			r = 0;   /* pruned under an older first: skip */

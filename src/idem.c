@@ -15,26 +15,6 @@
 #define REC_VERSION 1
 #define REC_FIXED (1 + 1 + 8 + 8 + 8 + 1)
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static bool key_ok(const char *key, size_t *n)
 {
 	if (!key)
@@ -62,9 +42,9 @@ static size_t encode(const struct idem_rec *r, unsigned char *b)
 
 	b[0] = REC_VERSION;
 	b[1] = (unsigned char)r->outcome;
-	be64_put(b + 2, r->jrnl_id);
-	be64_put(b + 10, (uint64_t)r->created_at);
-	be64_put(b + 18, (uint64_t)r->expires_at);
+	store_be64_put(b + 2, r->jrnl_id);
+	store_be64_put(b + 10, (uint64_t)r->created_at);
+	store_be64_put(b + 18, (uint64_t)r->expires_at);
 	b[26] = (unsigned char)n;
 	memcpy(b + REC_FIXED, r->reason, n);
 	return REC_FIXED + n;
@@ -83,9 +63,9 @@ static int decode(const void *v, size_t vl, struct idem_rec *out)
 		return FH_ERR_DECODE;
 	memset(&r, 0, sizeof r);
 	r.outcome = (enum task_outcome)b[1];
-	r.jrnl_id = be64_get(b + 2);
-	r.created_at = (int64_t)be64_get(b + 10);
-	r.expires_at = (int64_t)be64_get(b + 18);
+	r.jrnl_id = store_be64_get(b + 2);
+	r.created_at = (int64_t)store_be64_get(b + 10);
+	r.expires_at = (int64_t)store_be64_get(b + 18);
 	memcpy(r.reason, b + REC_FIXED, n);
 	r.reason[n] = '\0';
 	if (r.expires_at <= 0 || !reason_ok(r.reason, &dummy) || dummy != n)
@@ -125,7 +105,7 @@ int idem_get(struct store *st, const char *key, struct idem_rec *out)
 
 static void exp_key(unsigned char *k, int64_t exp, const char *key, size_t n)
 {
-	be64_put(k, (uint64_t)exp);
+	store_be64_put(k, (uint64_t)exp);
 	memcpy(k + 8, key, n);
 }
 
@@ -208,7 +188,7 @@ static int prune_once(struct store *st, int64_t before, unsigned max, unsigned *
 			r = FH_ERR_DECODE;
 			break;
 		}
-		if ((int64_t)be64_get(kp) >= before) {
+		if ((int64_t)store_be64_get(kp) >= before) {
 			*done = true;
 			break;
 		}

@@ -32,56 +32,9 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
-}
-
-/* A counter of STORE_DB_SEQ; def when absent. */
-static int seq_get(struct store_txn *t, const char *name, uint64_t def, uint64_t *out)
-{
-	const void *v;
-	size_t vl;
-	int r = store_get(t, STORE_DB_SEQ, name, strlen(name), &v, &vl);
-
-	if (r == FH_ERR_NOT_FOUND) {
-		*out = def;
-		return 0;
-	}
-	if (r)
-		return r;
-	if (vl != 8)
-		return FH_ERR_DECODE;
-	*out = be64_get(v);
-	return 0;
-}
-
-static int seq_put(struct store_txn *t, const char *name, uint64_t v)
-{
-	unsigned char b[8];
-
-	be64_put(b, v);
-	return store_put(t, STORE_DB_SEQ, name, strlen(name), b, sizeof b);
 }
 
 /* strlen bounded by the array: SIZE_MAX when s has no NUL in [0, cap]. */
@@ -150,7 +103,7 @@ static void w_i64(struct wr *w, int64_t v)
 {
 	unsigned char b[8];
 
-	be64_put(b, (uint64_t)v);
+	store_be64_put(b, (uint64_t)v);
 	w_bytes(w, b, 8);
 }
 
@@ -205,7 +158,7 @@ static int64_t r_i64(struct rd *r)
 {
 	const unsigned char *q = r_take(r, 8);
 
-	return q ? (int64_t)be64_get(q) : 0;
+	return q ? (int64_t)store_be64_get(q) : 0;
 }
 
 /* A string of at most cap bytes, no NUL, into dst[cap + 1]. */
@@ -326,7 +279,7 @@ out:
 
 static void id_key(unsigned char k[8], uint64_t id)
 {
-	be64_put(k, id);
+	store_be64_put(k, id);
 }
 
 int jrnl_get_txn(struct store_txn *t, uint64_t id, struct jrnl_entry *out)
@@ -381,8 +334,8 @@ static int put_entry(struct store_txn *t, const struct jrnl_entry *e)
 
 static void vmid_key(unsigned char k[16], int64_t vmid, uint64_t id)
 {
-	be64_put(k, (uint64_t)vmid);
-	be64_put(k + 8, id);
+	store_be64_put(k, (uint64_t)vmid);
+	store_be64_put(k + 8, id);
 }
 
 static int check_entry(const struct jrnl_entry *e)
@@ -430,9 +383,9 @@ int jrnl_intent(struct store_txn *t, const struct jrnl_entry *in, uint64_t *id)
 	e = malloc(sizeof *e);
 	if (!e)
 		return FH_ERR_NOMEM;
-	r = seq_get(t, SEQ_NEXT, 1, &next);
+	r = store_seq_get(t, SEQ_NEXT, 1, &next);
 	if (r == 0)
-		r = seq_get(t, SEQ_OPEN, 0, &open_n);
+		r = store_seq_get(t, SEQ_OPEN, 0, &open_n);
 	if (r)
 		goto out;
 	if (next == 0 || next == UINT64_MAX) {
@@ -467,9 +420,9 @@ int jrnl_intent(struct store_txn *t, const struct jrnl_entry *in, uint64_t *id)
 		r = store_put(t, STORE_DB_JRNL_VMID, vk, sizeof vk, NULL, 0);
 	}
 	if (r == 0)
-		r = seq_put(t, SEQ_NEXT, next + 1);
+		r = store_seq_put(t, SEQ_NEXT, next + 1);
 	if (r == 0)
-		r = seq_put(t, SEQ_OPEN, open_n + 1);
+		r = store_seq_put(t, SEQ_OPEN, open_n + 1);
 	if (r == 0)
 		*id = next;
 out:
@@ -580,9 +533,9 @@ int jrnl_close(struct store_txn *t, uint64_t id, enum task_event ev,
 		return r;
 	r = feed(e, ev, true);
 	if (r == 0)
-		r = seq_get(t, SEQ_OPEN, 0, &open_n);
+		r = store_seq_get(t, SEQ_OPEN, 0, &open_n);
 	if (r == 0)
-		r = seq_get(t, SEQ_CLOSED, 0, &closed);
+		r = store_seq_get(t, SEQ_CLOSED, 0, &closed);
 	if (r)
 		goto out;
 	e->outcome = outcome;
@@ -597,9 +550,9 @@ int jrnl_close(struct store_txn *t, uint64_t id, enum task_event ev,
 			r = 0;   /* index lost: the record is what counts */
 	}
 	if (r == 0)
-		r = seq_put(t, SEQ_OPEN, open_n ? open_n - 1 : 0);
+		r = store_seq_put(t, SEQ_OPEN, open_n ? open_n - 1 : 0);
 	if (r == 0)
-		r = seq_put(t, SEQ_CLOSED, closed + 1);
+		r = store_seq_put(t, SEQ_CLOSED, closed + 1);
 out:
 	free(e);
 	return r;
@@ -638,7 +591,7 @@ static int read_batch(struct store *st, enum store_db db, uint64_t *from, struct
 			r = FH_ERR_DECODE;
 			break;
 		}
-		id = be64_get(k);
+		id = store_be64_get(k);
 		if (db == STORE_DB_JRNL)
 			r = decode(id, v, vl, &es[got]);
 		else
@@ -737,7 +690,7 @@ int jrnl_provenance_txn(struct store_txn *t, int64_t vmid, struct jrnl_provenanc
 		}
 		if (memcmp(k, key, 8) != 0)
 			break;   /* past this vmid */
-		id = be64_get((const unsigned char *)k + 8);
+		id = store_be64_get((const unsigned char *)k + 8);
 		r = jrnl_get_txn(t, id, e);
 		if (r == FH_ERR_NOT_FOUND) {
 			r = 0;   /* index left behind: nothing to learn */
@@ -807,7 +760,7 @@ static int prune_once(struct store *st, uint64_t keep, unsigned max, uint64_t *p
 		free(e);
 		return r;
 	}
-	r = seq_get(t, SEQ_CLOSED, 0, &closed);
+	r = store_seq_get(t, SEQ_CLOSED, 0, &closed);
 	while (r == 0 && del < max) {
 		if (closed <= keep) {
 			*done = true;
@@ -826,7 +779,7 @@ static int prune_once(struct store *st, uint64_t keep, unsigned max, uint64_t *p
 			r = FH_ERR_DECODE;
 			break;
 		}
-		id = be64_get(k);
+		id = store_be64_get(k);
 		r = decode(id, v, vl, e);
 		if (r)
 			break;
@@ -847,7 +800,7 @@ static int prune_once(struct store *st, uint64_t keep, unsigned max, uint64_t *p
 		del++;
 	}
 	if (r == 0 && del)
-		r = seq_put(t, SEQ_CLOSED, closed);
+		r = store_seq_put(t, SEQ_CLOSED, closed);
 	if (r == 0)
 		r = store_txn_commit(t);
 	else
@@ -891,11 +844,11 @@ int jrnl_get_stats(struct store *st, struct jrnl_stats *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		return r;
-	r = seq_get(t, SEQ_NEXT, 1, &s.next_id);
+	r = store_seq_get(t, SEQ_NEXT, 1, &s.next_id);
 	if (r == 0)
-		r = seq_get(t, SEQ_CLOSED, 0, &s.closed);
+		r = store_seq_get(t, SEQ_CLOSED, 0, &s.closed);
 	if (r == 0)
-		r = seq_get(t, SEQ_OPEN, 0, &s.in_flight);
+		r = store_seq_get(t, SEQ_OPEN, 0, &s.in_flight);
 	store_txn_abort(t);
 	if (r == 0)
 		*out = s;

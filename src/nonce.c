@@ -14,26 +14,6 @@
 
 #define EXP_KEY_MAX (8 + NONCE_MAX)
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Length of a valid nonce (1..NONCE_MAX bytes), 0 if invalid. */
 static size_t nonce_len(const char *nonce)
 {
@@ -95,7 +75,7 @@ int nonce_record(struct store_txn *t, const char *nonce, int64_t expires_at)
 		return FH_ERR_SIG_REPLAY;
 	if (r != FH_ERR_NOT_FOUND)
 		return r;
-	be64_put(ev, (uint64_t)expires_at);
+	store_be64_put(ev, (uint64_t)expires_at);
 	memcpy(ekey, ev, 8);
 	memcpy(ekey + 8, nonce, n);
 	r = store_put(t, STORE_DB_NONCE, nonce, n, ev, sizeof ev);
@@ -155,7 +135,7 @@ static int prune_txn(struct store *st, int64_t before, unsigned max, unsigned *n
 			goto out;
 		}
 		memcpy(ekey, k, klen);   /* k is invalid after the next write */
-		if (be64_get(ekey) >= (uint64_t)before)
+		if (store_be64_get(ekey) >= (uint64_t)before)
 			break;
 		nlen = klen - 8;
 		memcpy(nkey, ekey + 8, nlen);

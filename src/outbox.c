@@ -21,52 +21,6 @@
 #define ACK_PER_TXN 256
 #define ELEM_MAX 2048
 
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static int seq_get(struct store_txn *t, const char *name, uint64_t def, uint64_t *out)
-{
-	const void *v;
-	size_t vl;
-	int r = store_get(t, STORE_DB_SEQ, name, strlen(name), &v, &vl);
-
-	if (r == FH_ERR_NOT_FOUND) {
-		*out = def;
-		return 0;
-	}
-	if (r)
-		return r;
-	if (vl != 8)
-		return FH_ERR_DECODE;
-	*out = be64_get(v);
-	return 0;
-}
-
-static int seq_put(struct store_txn *t, const char *name, uint64_t v)
-{
-	unsigned char b[8];
-
-	be64_put(b, v);
-	return store_put(t, STORE_DB_SEQ, name, strlen(name), b, sizeof b);
-}
-
 static bool id_ok(const char *s, size_t n)
 {
 	size_t i;
@@ -99,9 +53,9 @@ int outbox_put(struct store_txn *t, const char *id, enum task_outcome outcome,
 		return 0;   /* pending already: the first result stands */
 	if (r != FH_ERR_NOT_FOUND)
 		return r;
-	r = seq_get(t, SEQ_NEXT, 1, &next);
+	r = store_seq_get(t, SEQ_NEXT, 1, &next);
 	if (r == 0)
-		r = seq_get(t, SEQ_N, 0, &pending);
+		r = store_seq_get(t, SEQ_N, 0, &pending);
 	if (r)
 		return r;
 	if (next == 0 || next == UINT64_MAX)
@@ -121,14 +75,14 @@ int outbox_put(struct store_txn *t, const char *id, enum task_outcome outcome,
 	memcpy(b + n, why, rn);
 	n += rn;
 
-	be64_put(k, next);
+	store_be64_put(k, next);
 	r = store_put(t, STORE_DB_OUTBOX, k, sizeof k, b, n);
 	if (r == 0)
 		r = store_put(t, STORE_DB_OUTBOX_ID, id, idn, k, sizeof k);
 	if (r == 0)
-		r = seq_put(t, SEQ_NEXT, next + 1);
+		r = store_seq_put(t, SEQ_NEXT, next + 1);
 	if (r == 0)
-		r = seq_put(t, SEQ_N, pending + 1);
+		r = store_seq_put(t, SEQ_N, pending + 1);
 	return r;
 }
 
@@ -199,7 +153,7 @@ int outbox_batch(struct store *st, size_t max, struct buf *json_out, uint64_t *t
 		goto out;
 	r = buf_appendz(&arr, "[");
 	while (r == 0 && got < max) {
-		be64_put(k, pos);
+		store_be64_put(k, pos);
 		r = store_seek(t, STORE_DB_OUTBOX, k, sizeof k, &kp, &kl, &v, &vl);
 		if (r == FH_ERR_NOT_FOUND) {
 			r = 0;
@@ -224,7 +178,7 @@ int outbox_batch(struct store *st, size_t max, struct buf *json_out, uint64_t *t
 			r = buf_appendz(&arr, ",");
 		if (r == 0)
 			r = buf_append(&arr, e.data, e.len);
-		last = be64_get(kp);
+		last = store_be64_get(kp);
 		got++;
 		if (last == UINT64_MAX)
 			break;
@@ -264,7 +218,7 @@ int outbox_ack(struct store *st, uint64_t through)
 		r = store_txn_begin(st, true, &t);
 		if (r)
 			return r;
-		r = seq_get(t, SEQ_N, 0, &pending);
+		r = store_seq_get(t, SEQ_N, 0, &pending);
 		for (n = 0; r == 0 && n < ACK_PER_TXN; n++) {
 			r = store_first(t, STORE_DB_OUTBOX, &kp, &kl, &v, &vl);
 			if (r == FH_ERR_NOT_FOUND) {
@@ -276,7 +230,7 @@ int outbox_ack(struct store *st, uint64_t through)
 				r = FH_ERR_DECODE;
 			if (r)
 				break;
-			seq = be64_get(kp);
+			seq = store_be64_get(kp);
 			if (seq > through) {
 				done = true;
 				break;
@@ -284,7 +238,7 @@ int outbox_ack(struct store *st, uint64_t through)
 			r = decode(v, vl, &x);
 			if (r)
 				break;
-			be64_put(k, seq);
+			store_be64_put(k, seq);
 			r = store_del(t, STORE_DB_OUTBOX, k, sizeof k);
 			if (r == 0) {
 				/* the id index points here unless something is off */
@@ -292,7 +246,7 @@ int outbox_ack(struct store *st, uint64_t through)
 				size_t ivl;
 				int g = store_get(t, STORE_DB_OUTBOX_ID, x.id, strlen(x.id), &iv, &ivl);
 
-				if (g == 0 && ivl == 8 && be64_get(iv) == seq)
+				if (g == 0 && ivl == 8 && store_be64_get(iv) == seq)
 					r = store_del(t, STORE_DB_OUTBOX_ID, x.id, strlen(x.id));
 				else if (g != 0 && g != FH_ERR_NOT_FOUND)
 					r = g;
@@ -301,7 +255,7 @@ int outbox_ack(struct store *st, uint64_t through)
 				pending--;
 		}
 		if (r == 0 && n)
-			r = seq_put(t, SEQ_N, pending);
+			r = store_seq_put(t, SEQ_N, pending);
 		if (r) {
 			store_txn_abort(t);
 			return r;
@@ -326,7 +280,7 @@ int outbox_pending(struct store *st, uint64_t *n)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		return r;
-	r = seq_get(t, SEQ_N, 0, &v);
+	r = store_seq_get(t, SEQ_N, 0, &v);
 	store_txn_abort(t);
 	if (r == 0)
 		*n = v;

@@ -968,3 +968,49 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->map_size = st->map_size;
 	pthread_mutex_unlock(&st->mu);
 }
+
+void store_be64_put(unsigned char p[8], uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+uint64_t store_be64_get(const unsigned char p[8])
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+int store_seq_get(struct store_txn *t, const char *name, uint64_t def, uint64_t *out)
+{
+	const void *v;
+	size_t vl;
+	int r = store_get(t, STORE_DB_SEQ, name, strlen(name), &v, &vl);
+
+	if (r == FH_ERR_NOT_FOUND) {
+		*out = def;
+		return 0;
+	}
+	if (r)
+		return r;
+	if (vl != 8)
+		return FH_ERR_DECODE;
+	*out = store_be64_get(v);
+	return 0;
+}
+
+int store_seq_put(struct store_txn *t, const char *name, uint64_t v)
+{
+	unsigned char b[8];
+
+	store_be64_put(b, v);
+	return store_put(t, STORE_DB_SEQ, name, strlen(name), b, sizeof b);
+}
