@@ -86,6 +86,9 @@ enum store_db {
 	STORE_DB_OUTBOX = 9,     /* "outbox": BE64 seq -> op result (outbox.h) */
 	STORE_DB_OUTBOX_ID = 10, /* "outbox_id": op id -> BE64 seq */
 	STORE_DB_LAPI_TOKEN = 11, /* "lapi_token": BE32 vmid -> local-API token hash (lapi.h) */
+	STORE_DB_GATE = 12,      /* "gate": gate state (the rotated signer set, gate.h) */
+	STORE_DB_PENDING = 13,   /* "pending": durable id -> pending destructive op (disk.h) */
+	STORE_DB_BACKUP = 14,    /* "backup": BE32 vmid -> per-guest backup state (backup.h) */
 	STORE_DB__COUNT
 };
 #define STORE_MAXDBS 16

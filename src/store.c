@@ -52,6 +52,9 @@ static const char *const db_names[STORE_DB__COUNT] = {
 	[STORE_DB_OUTBOX] = "outbox",
 	[STORE_DB_OUTBOX_ID] = "outbox_id",
 	[STORE_DB_LAPI_TOKEN] = "lapi_token",
+	[STORE_DB_GATE] = "gate",
+	[STORE_DB_PENDING] = "pending",
+	[STORE_DB_BACKUP] = "backup",
 };
 
 #define RESERVE_MIN ((size_t)256 << 10)
