@@ -31,6 +31,7 @@
 #include "idem.h"
 #include "jrnl.h"
 #include "json.h"
+#include "lapi.h"
 #include "log.h"
 #include "nonce.h"
 #include "outbox.h"
@@ -186,6 +187,15 @@ static void hub_opts_of(const struct cfg *c, struct hub_opts *ho)
 	ho->request_timeout_ms = (long)c->hub.timeout_seconds * 1000L;
 }
 
+static void priv_opts_of(const struct cfg *c, struct priv_opts *pr)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->mode = c->privileged.mode && !strcmp(c->privileged.mode, "direct") ? PRIV_MODE_DIRECT : PRIV_MODE_SUDO;
+	pr->sudo_path = c->privileged.sudo_path;
+	pr->path = c->privileged.path;
+	pr->timeout_ms = (long)c->privileged.timeout_seconds * 1000L;
+}
+
 static int clients_make(const struct cfg *c, struct clients *out, char *why, size_t whylen)
 {
 	struct clients k;
@@ -209,11 +219,7 @@ static int clients_make(const struct cfg *c, struct clients *out, char *why, siz
 		snprintf(why, whylen, "%s", he.reason);
 		goto out;
 	}
-	memset(&pr, 0, sizeof(pr));
-	pr.mode = c->privileged.mode && !strcmp(c->privileged.mode, "direct") ? PRIV_MODE_DIRECT : PRIV_MODE_SUDO;
-	pr.sudo_path = c->privileged.sudo_path;
-	pr.path = c->privileged.path;
-	pr.timeout_ms = (long)c->privileged.timeout_seconds * 1000L;
+	priv_opts_of(c, &pr);
 	r = priv_new(&pr, &k.priv);
 	if (r) {
 		snprintf(why, whylen, "privileged: invalid options (%s)", fh_strerror(r));
@@ -805,6 +811,10 @@ struct daemon {
 	uint64_t audit_failures_seen, store_failures_seen;
 	struct buf audit_tail;
 	bool results_warned;
+	/* the local API (lapi.h); NULL when disabled or not started yet */
+	struct lapi *lapi;
+	int64_t lapi_retry_ms;       /* monotonic time of the next start attempt; 0: none */
+	bool lapi_warned;
 };
 
 static const struct cfg *C(const struct daemon *d)
@@ -1021,6 +1031,105 @@ static void *recovery_main(void *arg)
 	return NULL;
 }
 
+static bool str_diff(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && b && strcmp(a, b));
+}
+
+/* ---- the local API (lapi.h) ----
+ * Runs beside the engine: it needs the store (token hashes) and stops
+ * before the store closes. A listener that cannot start (the bridge has no
+ * address yet at boot, the port is taken) does not stop the daemon: the
+ * error is logged and the start retried at the next report cycle, at most
+ * every LOCALAPI_RETRY_MS. */
+#define LOCALAPI_RETRY_MS 30000
+
+static void localapi_event(void *ctx, const struct lapi_event *ev)
+{
+	char name[48], vm[24], cnt[24], sup[24];
+
+	(void)ctx;
+	snprintf(name, sizeof(name), "localapi.%s", ev->name ? ev->name : "event");
+	log_event(ev->kind == LAPI_EV_TOKENS_REVOKED ? LOG_INFO : LOG_WARN, name, "addr", ev->addr, "vmid",
+		  ev->vmid ? i2s(vm, sizeof(vm), ev->vmid) : "", "reason", ev->reason ? ev->reason : "", "error",
+		  ev->code ? fh_strerror(ev->code) : "", "count", ev->count ? i2s(cnt, sizeof(cnt), (int64_t)ev->count) : "",
+		  "suppressed", ev->suppressed ? i2s(sup, sizeof(sup), (int64_t)ev->suppressed) : "", NULL);
+}
+
+static bool localapi_disabled(const struct cfg *c)
+{
+	return c->localapi.listen_set && c->localapi.listen && !*c->localapi.listen;
+}
+
+static void localapi_start(struct daemon *d)
+{
+	const struct cfg *c = C(d);
+	struct lapi_opts lo;
+	struct pve_opts po;
+	struct priv_opts pr;
+	char why[256] = "", port[24];
+	int r;
+
+	d->lapi_retry_ms = 0;
+	if (d->lapi || !d->eng.st || localapi_disabled(c))
+		return;
+	memset(&lo, 0, sizeof(lo));
+	lo.listen = c->localapi.listen_set ? c->localapi.listen : NULL;
+	lo.state_dir = c->state_dir;
+	lo.store = d->eng.st;
+	lo.guest_addresses = c->localapi.guest_addresses;
+	lo.naddrs = c->localapi.naddrs;
+	pve_opts_of(c, &po);
+	priv_opts_of(c, &pr);
+	lo.pve = &po;
+	lo.priv = &pr;
+	/* /readyz: the hub answered within three report periods (and a minute) */
+	lo.hub_fresh_seconds = 3 * (d->interval_s > 0 ? d->interval_s : c->hub.poll_seconds) + 60;
+	lo.on_event = localapi_event;
+	r = lapi_start(&lo, &d->lapi, why, sizeof(why));
+	if (r) {
+		d->lapi = NULL;
+		d->lapi_retry_ms = mono_ms() + LOCALAPI_RETRY_MS;
+		log_event(d->lapi_warned ? LOG_DEBUG : LOG_ERROR, "localapi.start_failed", "error", fh_strerror(r),
+			  "reason", why, "msg", "the local API is down; retrying at the next cycle", NULL);
+		d->lapi_warned = true;
+		return;
+	}
+	d->lapi_warned = false;
+	if (!d->lapi)
+		return;
+	if (d->st.last_report_at > 0 && !d->st.parked && !d->failures)
+		lapi_note_hub(d->lapi, d->st.last_report_at);
+	log_event(LOG_INFO, "localapi.start", "listen", lo.listen ? lo.listen : "bridge " LAPI_DEFAULT_BRIDGE, "port",
+		  i2s(port, sizeof(port), lapi_port(d->lapi)), NULL);
+}
+
+static void localapi_stop(struct daemon *d)
+{
+	if (!d->lapi)
+		return;
+	lapi_stop(d->lapi);
+	d->lapi = NULL;
+	log_event(LOG_INFO, "localapi.stop", NULL);
+}
+
+static bool localapi_settings_changed(const struct cfg *o, const struct cfg *n)
+{
+	size_t i;
+
+	if (o->localapi.listen_set != n->localapi.listen_set || str_diff(o->localapi.listen, n->localapi.listen) ||
+	    o->localapi.naddrs != n->localapi.naddrs || str_diff(o->privileged.mode, n->privileged.mode) ||
+	    str_diff(o->privileged.sudo_path, n->privileged.sudo_path) ||
+	    str_diff(o->privileged.path, n->privileged.path) ||
+	    o->privileged.timeout_seconds != n->privileged.timeout_seconds)
+		return true;
+	for (i = 0; i < o->localapi.naddrs; i++)
+		if (o->localapi.guest_addresses[i].vmid != n->localapi.guest_addresses[i].vmid ||
+		    str_diff(o->localapi.guest_addresses[i].addr, n->localapi.guest_addresses[i].addr))
+			return true;
+	return false;
+}
+
 /* Opens the engine and starts recovery on a helper thread. */
 static int engine_start(struct daemon *d)
 {
@@ -1064,12 +1173,14 @@ static int engine_start(struct daemon *d)
 		return FH_ERR_NOMEM;
 	}
 	d->rec_started = true;
+	localapi_start(d);
 	log_event(LOG_INFO, "recon.start", "signers", i2s(why, 24, (int64_t)gate_nsigners(d->eng.gate)), NULL);
 	return 0;
 }
 
 static void engine_stop(struct daemon *d)
 {
+	localapi_stop(d);
 	if (d->eng.recon)
 		recon_cancel(d->eng.recon);
 	if (d->hx)
@@ -1312,6 +1423,8 @@ static void cycle(struct daemon *d)
 	int r;
 
 	d->st.last_attempt_at = wall_s();
+	if (!d->lapi && d->lapi_retry_ms && mono_ms() >= d->lapi_retry_ms)
+		localapi_start(d);
 	lease(d, mono_ms() + collect_budget_ms(d));
 	memset(&src, 0, sizeof(src));
 	src.pve = d->k.pve;
@@ -1364,6 +1477,8 @@ static void cycle(struct daemon *d)
 	d->st.consecutive_failures = 0;
 	d->st.reports_sent++;
 	d->st.last_report_at = wall_s();
+	if (d->lapi)
+		lapi_note_hub(d->lapi, d->st.last_report_at);
 	d->st.last_error[0] = d->st.last_error_step[0] = d->st.last_error_reason[0] = '\0';
 	d->st.last_http_status = 0;
 	adopt_envelope(d, &env);
@@ -1382,11 +1497,6 @@ static bool hub_settings_changed(const struct cfg *o, const struct cfg *n)
 	return DIFF(hub.url) || DIFF(hub.api_key) || DIFF(hub.ca_file) || DIFF(hub.tls_fingerprint) ||
 	       o->hub.timeout_seconds != n->hub.timeout_seconds;
 #undef DIFF
-}
-
-static bool str_diff(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a && b && strcmp(a, b));
 }
 
 /* Settings the engine was built from. */
@@ -1424,7 +1534,7 @@ static void reload(struct daemon *d)
 	char msg[128], err[512];
 	struct cfg *nc = NULL, *old;
 	struct clients nk, ok;
-	bool changed, engine_changed;
+	bool changed, engine_changed, lapi_changed;
 	int r;
 
 	sdnotify_reloading_msg(msg, sizeof(msg));
@@ -1451,8 +1561,11 @@ static void reload(struct daemon *d)
 	old = *d->cfgp;
 	changed = hub_settings_changed(old, nc);
 	engine_changed = engine_settings_changed(old, nc);
+	lapi_changed = !engine_changed && localapi_settings_changed(old, nc);
 	if (engine_changed)
-		engine_stop(d);    /* running jobs stay in the journal for the new engine's recovery */
+		engine_stop(d);
+	else if (lapi_changed)
+		localapi_stop(d);    /* running jobs stay in the journal for the new engine's recovery */
 	ok = d->k;
 	d->k = nk;
 	publish(&d->k);
@@ -1481,6 +1594,8 @@ static void reload(struct daemon *d)
 	if (engine_changed && engine_start(d))
 		log_event(LOG_ERROR, "recon.disabled", "msg",
 			  "the engine could not start with the new configuration: no mutation until it can", NULL);
+	if (lapi_changed)
+		localapi_start(d);
 	log_event(LOG_INFO, "daemon.reloaded", "hub_changed", changed ? "yes" : "no", "engine_rebuilt",
 		  engine_changed ? "yes" : "no", NULL);
 	if (d->st.ready)

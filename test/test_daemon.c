@@ -23,6 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <netinet/in.h>
+
 #include "daemon.h"
 #include "err.h"
 #include "harness.h"
@@ -253,7 +256,7 @@ static void agent_init(struct agent *a, struct sim *p, struct hubsim *h)
 	}
 }
 
-static int agent_spawn(struct agent *a, const char *mode)
+static int agent_spawn2(struct agent *a, const char *mode, const char *arg)
 {
 	posix_spawn_file_actions_t fa;
 	const char *argv[6];
@@ -264,6 +267,8 @@ static int agent_spawn(struct agent *a, const char *mode)
 	argv[n++] = a->cfg;
 	if (mode)
 		argv[n++] = mode;
+	if (mode && arg)
+		argv[n++] = arg;
 	argv[n] = NULL;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -272,6 +277,11 @@ static int agent_spawn(struct agent *a, const char *mode)
 	r = posix_spawn(&a->pid, agent_bin, &fa, NULL, (char *const *)(uintptr_t)argv, a->env);
 	posix_spawn_file_actions_destroy(&fa);
 	return r ? -1 : 0;
+}
+
+static int agent_spawn(struct agent *a, const char *mode)
+{
+	return agent_spawn2(a, mode, NULL);
 }
 
 /* Exit status (128+signal when killed), or -1 after timeout_ms (then the
@@ -361,19 +371,25 @@ static void agent_done(struct agent *a)
 		fprintf(stderr, "cannot remove %s\n", a->dir);
 }
 
-/* Runs the agent with a mode to completion, capturing stdout. */
-static int agent_run_mode(struct agent *a, const char *mode, char **out)
+/* Runs the agent with a mode (and its argument) to completion, capturing
+ * stdout. */
+static int agent_run_mode2(struct agent *a, const char *mode, const char *arg, char **out)
 {
 	int st;
 
 	unlink(a->out);
-	if (agent_spawn(a, mode))
+	if (agent_spawn2(a, mode, arg))
 		return -1;
 	st = agent_wait(a, 60000);
 	*out = t_slurp(a->out, NULL);
 	if (!*out)
 		*out = strdup("");
 	return st;
+}
+
+static int agent_run_mode(struct agent *a, const char *mode, char **out)
+{
+	return agent_run_mode2(a, mode, NULL, out);
 }
 
 /* --------------------------------------------------------------- hub side */
@@ -1212,6 +1228,174 @@ T_TEST(t_daemon_refuses_bad_hub_config)
 	agent_done(&a);
 }
 
+/* ------------------------------------------------------------ local API */
+
+static int free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(fd, (struct sockaddr *)&sa, &len))
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+struct body {
+	char b[8192];
+	size_t n;
+};
+
+static size_t body_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct body *b = ud;
+	size_t k = sz * n;
+
+	if (k > sizeof(b->b) - 1 - b->n)
+		k = sizeof(b->b) - 1 - b->n;
+	memcpy(b->b + b->n, p, k);
+	b->n += k;
+	b->b[b->n] = '\0';
+	return sz * n;
+}
+
+/* GET https://127.0.0.1:port/path pinned to pin; the status, 0 when no
+ * HTTP answer came. */
+static long lapi_get(int port, const char *path, const char *pin, const char *token, struct body *b)
+{
+	char url[128], auth[256];
+	struct curl_slist *hdr = NULL;
+	CURL *h = curl_easy_init();
+	long status = 0;
+
+	memset(b, 0, sizeof(*b));
+	if (!h)
+		return 0;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		hdr = curl_slist_append(hdr, auth);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	}
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	return status;
+}
+
+static void trim_nl(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+/* The daemon serves the local API from localapi.listen with the store's
+ * tokens, feeds /readyz from the hub loop, moves the listener on SIGHUP
+ * when localapi.listen changes, and logs no token. */
+T_TEST(t_localapi_in_daemon)
+{
+	struct agent a;
+	struct body b;
+	char *tok = NULL, *pin = NULL, *log, cfgtxt[256];
+	int p1 = free_port(), p2 = free_port(), st, i;
+	long s = 0;
+
+	T_CHECK(p1 > 0 && p2 > 0 && p1 != p2);
+	reset_sims();
+	agent_init(&a, &P, &H);
+	snprintf(cfgtxt, sizeof(cfgtxt),
+		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}}}", p1);
+	t_write_file(a.cfg, cfgtxt, 0600);
+	T_EQ_INT(agent_run_mode2(&a, "--issue-token", "101", &tok), 0);
+	T_EQ_INT(agent_run_mode2(&a, "--print-fingerprint=spki", NULL, &pin), 0);
+	trim_nl(tok);
+	trim_nl(pin);
+	T_CHECK(strlen(tok) >= 32);
+	T_CHECK(!strncmp(pin, "sha256//", 8));
+
+	T_OK(agent_spawn(&a, NULL));
+	T_OK(wait_log(&a, "localapi.start", 20000));
+	/* 503 until the first snapshot of Proxmox is taken */
+	for (i = 0; i < 100 && (s = lapi_get(p1, "/storage", pin, tok, &b)) != 200; i++)
+		sleep_ms(100);
+	T_EQ_INT(s, 200);
+	T_CHECK(strstr(b.b, "\"ok\":true") != NULL);
+	T_EQ_INT(lapi_get(p1, "/storage", pin, "felhom-not-a-token", &b), 401);
+	T_EQ_INT(lapi_get(p1, "/healthz", pin, NULL, &b), 200);
+	/* ready once the hub took a report and Proxmox was read */
+	for (i = 0; i < 100 && (s = lapi_get(p1, "/readyz", pin, NULL, &b)) != 200; i++)
+		sleep_ms(100);
+	T_EQ_INT(s, 200);
+	/* a wrong pin fails the handshake */
+	T_EQ_INT(lapi_get(p1, "/healthz", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", NULL, &b), 0);
+
+	/* SIGHUP with a new listen address: the API moves */
+	snprintf(cfgtxt, sizeof(cfgtxt),
+		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}}}", p2);
+	t_write_file(a.cfg, cfgtxt, 0600);
+	kill(a.pid, SIGHUP);
+	T_OK(wait_log(&a, "daemon.reloaded", 20000));
+	for (i = 0; i < 100 && (s = lapi_get(p2, "/storage", pin, tok, &b)) != 200; i++)
+		sleep_ms(100);
+	T_EQ_INT(s, 200);
+	T_EQ_INT(lapi_get(p1, "/healthz", pin, NULL, &b), 0);
+
+	kill(a.pid, SIGTERM);
+	st = agent_wait(&a, 20000);
+	T_EQ_INT(st, 0);
+	log = agent_log(&a);
+	T_CHECK(strstr(log, "localapi.stop") != NULL);
+	T_CHECK(strstr(log, "localapi.auth_failed") != NULL);
+	T_CHECK(strstr(log, tok) == NULL);
+	free(log);
+	no_secrets(&a, &P, __LINE__);
+	free(tok);
+	free(pin);
+	agent_done(&a);
+}
+
+/* With no listen address and no bridge address the API cannot start; the
+ * daemon keeps reporting and says why. */
+T_TEST(t_localapi_unavailable_is_not_fatal)
+{
+	struct agent a;
+	char *log;
+	int st;
+
+	reset_sims();
+	agent_init(&a, &P, &H);
+	t_write_file(a.cfg, "{\"localapi\":{\"listen\":\"192.0.2.1:8443\"}}", 0600);
+	T_OK(agent_spawn(&a, NULL));
+	T_OK(wait_log(&a, "localapi.start_failed", 20000));
+	T_OK(wait_stat(&H, "reports", 1, 20000));
+	kill(a.pid, SIGTERM);
+	st = agent_wait(&a, 20000);
+	T_EQ_INT(st, 0);
+	log = agent_log(&a);
+	T_EQ_INT((long)count_in(log, "level=error event=localapi.start_failed"), 1);
+	T_CHECK(strstr(log, "cannot listen on 192.0.2.1:8443") != NULL);
+	T_CHECK(strstr(log, "event=daemon.ready") != NULL);
+	free(log);
+	agent_done(&a);
+}
+
 int main(void)
 {
 	const char *only = getenv("TEST_ONLY");   /* run one test by name while debugging */
@@ -1240,6 +1424,8 @@ int main(void)
 	RUN(t_status_command);
 	RUN(t_selftest_hub_output);
 	RUN(t_daemon_refuses_bad_hub_config);
+	RUN(t_localapi_in_daemon);
+	RUN(t_localapi_unavailable_is_not_fatal);
 	hubsim_stop(&H);
 	sim_stop(&P);
 	return t_done();
