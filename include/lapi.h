@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 #include "cfg.h"
 #include "priv.h"
 #include "pve.h"
@@ -133,6 +135,22 @@ struct lapi_backend {
 	int (*backup_status)(void *ctx, int vmid, struct lapi_backup_job *out);
 };
 
+/* --------------------------------------------------------- disk backend */
+
+/* The disk endpoints (GET /disks, POST /disks/assign|eject|format),
+ * implemented elsewhere (disk.h) and plugged in with lapi_set_disks. The
+ * call runs on the server's worker thread like the backup backend, under
+ * the same deadline, and gets the token's vmid and the request body
+ * (len <= HTTPREQ_BODY_MAX, not NUL-terminated; empty for GET). It sets
+ * *status (200..599), appends the JSON value of the envelope's "data" to
+ * data (nothing: null) and, for an answer that is not 2xx, a one-line
+ * reason to err (the envelope's "error"). A non-zero return with nothing
+ * in data is answered 500 (503 for FH_ERR_TIMEOUT / FH_ERR_CANCELLED) with
+ * the error's name. Without a disk backend the endpoints answer 501. */
+enum lapi_disk_op { LAPI_DISK_LIST = 0, LAPI_DISK_ASSIGN, LAPI_DISK_EJECT, LAPI_DISK_FORMAT };
+typedef int (*lapi_disks_fn)(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+			     struct buf *data, char *err, size_t errlen);
+
 /* -------------------------------------------------------------- server */
 
 enum lapi_event_kind {
@@ -199,6 +217,9 @@ int lapi_port(const struct lapi *l);
 /* Registers (or, with be NULL, removes) the backup backend. Returns after
  * any call into the previous backend has finished. be is copied. */
 void lapi_set_backend(struct lapi *l, const struct lapi_backend *be, void *ctx);
+/* Registers (or, with fn NULL, removes) the disk backend; returns after
+ * any call into the previous one has finished. */
+void lapi_set_disks(struct lapi *l, lapi_disks_fn fn, void *ctx);
 /* The daemon reached the hub at `when` (Unix seconds): feeds /readyz. */
 void lapi_note_hub(struct lapi *l, int64_t when);
 /* One refresh by the caller, with its own clients (pve required; priv may

@@ -56,6 +56,7 @@
 #include "httpreq.h"
 #include "json.h"
 #include "lapi_int.h"
+#include "utf8.h"
 
 #define ID_LISTEN UINT64_MAX
 #define ID_WAKE (UINT64_MAX - 1)
@@ -67,7 +68,7 @@
 #define LINGER_BYTES (1u << 20)   /* ... at most this much */
 
 enum phase { PH_HS = 0, PH_READ, PH_IDLE, PH_WRITE, PH_BACKEND, PH_LINGER, PH__N };
-enum op { OP_DUE = 1, OP_ENQUEUE, OP_STATUS };
+enum op { OP_DUE = 1, OP_ENQUEUE, OP_STATUS, OP_DISK };
 
 struct conn {
 	int slot;
@@ -105,6 +106,13 @@ struct job {
 	int rc;
 	struct lapi_backup_due due;
 	struct lapi_backup_job bj;
+	/* OP_DISK */
+	enum lapi_disk_op dop;
+	char *body;                  /* copy of the request body (malloc'd), NULL when empty */
+	size_t blen;
+	struct buf data;             /* the envelope's data, raw JSON */
+	int hstatus;
+	char err[256];
 };
 
 struct ratelimit {
@@ -157,6 +165,8 @@ struct lapi {
 	bool wk_started;
 	struct lapi_backend be;
 	void *be_ctx;
+	lapi_disks_fn disks;
+	void *disks_ctx;
 	bool have_be, calling;
 	struct job q[LAPI_BACKEND_QUEUE], done[LAPI_BACKEND_QUEUE];
 	unsigned qh, qn, dh, dn, inflight;
@@ -571,15 +581,19 @@ static void respond_body(struct lapi *l, struct conn *c, int status, const char 
 	respond_parts(l, c, status, extra, parts, lens, 1);
 }
 
-/* {"ok":false,"data":DATA,"error":"msg"} */
-static void respond_error_data(struct lapi *l, struct conn *c, int status, const char *extra, const char *msg,
-			       const char *data_json)
+/* {"ok":OK,"data":DATA,"error":"msg"} */
+static void respond_envelope(struct lapi *l, struct conn *c, int status, const char *extra, bool ok,
+			     const char *msg, const char *data_json, size_t data_len)
 {
 	struct buf *b = &l->scratch;
 	int r;
 
 	buf_reset(b);
-	r = buf_printf(b, "{\"ok\":false,\"data\":%s,\"error\":", data_json ? data_json : "null");
+	r = buf_appendz(b, ok ? "{\"ok\":true,\"data\":" : "{\"ok\":false,\"data\":");
+	if (!r)
+		r = data_json && data_len ? buf_append(b, data_json, data_len) : buf_appendz(b, "null");
+	if (!r)
+		r = buf_appendz(b, ",\"error\":");
 	if (!r)
 		r = json_str_append(b, msg);
 	if (!r)
@@ -592,6 +606,13 @@ static void respond_error_data(struct lapi *l, struct conn *c, int status, const
 	respond_body(l, c, status, extra, b->data, b->len);
 }
 
+/* {"ok":false,"data":DATA,"error":"msg"} */
+static void respond_error_data(struct lapi *l, struct conn *c, int status, const char *extra, const char *msg,
+			       const char *data_json)
+{
+	respond_envelope(l, c, status, extra, false, msg, data_json, data_json ? strlen(data_json) : 0);
+}
+
 static void respond_error(struct lapi *l, struct conn *c, int status, const char *msg)
 {
 	respond_error_data(l, c, status, status == 401 ? "WWW-Authenticate: Bearer realm=\"felhom-agent\"\r\n" : NULL,
@@ -600,13 +621,29 @@ static void respond_error(struct lapi *l, struct conn *c, int status, const char
 
 /* ------------------------------------------------------------------ worker */
 
-static int submit_job(struct lapi *l, struct conn *c, enum op op)
+static void job_release(struct job *j)
+{
+	free(j->body);
+	j->body = NULL;
+	buf_free(&j->data);
+}
+
+/* Queues a backend call for c; for OP_DISK, with a copy of the body. */
+static int submit_job(struct lapi *l, struct conn *c, enum op op, enum lapi_disk_op dop, const char *body,
+		      size_t blen)
 {
 	struct job *j;
+	char *copy = NULL;
 	int r = 0;
 
+	if (op == OP_DISK && blen) {
+		copy = malloc(blen);
+		if (!copy)
+			return FH_ERR_NOMEM;
+		memcpy(copy, body, blen);
+	}
 	pthread_mutex_lock(&l->wmu);
-	if (!l->have_be) {
+	if (op == OP_DISK ? !l->disks : !l->have_be) {
 		r = FH_ERR_NOT_FOUND;
 	} else if (l->inflight >= LAPI_BACKEND_QUEUE) {
 		r = FH_ERR_TOOBIG;
@@ -618,11 +655,17 @@ static int submit_job(struct lapi *l, struct conn *c, enum op op)
 		j->slot = c->slot;
 		j->gen = c->gen;
 		j->seq = ++c->job_seq;
+		j->dop = dop;
+		j->body = copy;
+		j->blen = blen;
+		copy = NULL;
+		buf_init(&j->data, LAPI_RESPONSE_MAX / 2);
 		l->qn++;
 		l->inflight++;
 		pthread_cond_signal(&l->wcv);
 	}
 	pthread_mutex_unlock(&l->wmu);
+	free(copy);
 	return r;
 }
 
@@ -634,7 +677,8 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct job j;
 		struct lapi_backend be;
-		void *ctx;
+		void *ctx, *dctx;
+		lapi_disks_fn disks;
 		bool have;
 		uint64_t one = 1;
 
@@ -648,10 +692,18 @@ static void *worker_main(void *arg)
 		be = l->be;
 		ctx = l->be_ctx;
 		have = l->have_be;
+		disks = l->disks;
+		dctx = l->disks_ctx;
 		l->calling = true;
 		pthread_mutex_unlock(&l->wmu);
 
-		if (!have)
+		if (j.op == OP_DISK) {
+			j.hstatus = 0;
+			j.rc = disks ? disks(dctx, j.dop, j.vmid, j.body ? j.body : "", j.blen, &j.hstatus, &j.data,
+					     j.err, sizeof j.err) :
+				       FH_ERR_CANCELLED;
+			j.err[sizeof j.err - 1] = '\0';
+		} else if (!have)
 			j.rc = FH_ERR_CANCELLED;
 		else if (j.op == OP_DUE)
 			j.rc = be.backup_due ? be.backup_due(ctx, j.vmid, &j.due) : FH_ERR_INTERNAL;
@@ -678,6 +730,27 @@ static void *worker_main(void *arg)
 static bool phase_ok(const char *p)
 {
 	return !strcmp(p, "idle") || !strcmp(p, "running") || !strcmp(p, "done") || !strcmp(p, "failed");
+}
+
+/* A finished disk call: its status, data and error in the envelope. */
+static void answer_disk(struct lapi *l, struct conn *c, const struct job *j)
+{
+	int st = j->hstatus;
+
+	if (j->rc && !j->data.len) {
+		bool unavail = j->rc == FH_ERR_TIMEOUT || j->rc == FH_ERR_CANCELLED;
+		respond_error(l, c, unavail ? 503 : 500,
+			      j->rc == FH_ERR_CANCELLED ? "disk management not available" : fh_strerror(j->rc));
+		return;
+	}
+	if (st < 200 || st > 599)
+		st = j->rc ? 500 : 200;
+	if (!utf8_valid(j->err, strlen(j->err))) {
+		respond_error(l, c, 500, "backend gave a string that is not UTF-8");
+		return;
+	}
+	respond_envelope(l, c, st, NULL, st < 300, st < 300 ? "" : j->err[0] ? j->err : fh_strerror(j->rc),
+			 j->data.data, j->data.len);
 }
 
 /* Renders a finished backend call as the answer of c. */
@@ -763,9 +836,15 @@ static void drain_done(struct lapi *l)
 		l->inflight--;
 		pthread_mutex_unlock(&l->wmu);
 		c = j.slot >= 0 && (unsigned)j.slot < l->max_conns ? l->slots[j.slot] : NULL;
-		if (!c || c->gen != j.gen || c->job_seq != j.seq || c->phase != PH_BACKEND)
+		if (!c || c->gen != j.gen || c->job_seq != j.seq || c->phase != PH_BACKEND) {
+			job_release(&j);
 			continue;   /* closed, or already answered 503 */
-		answer_job(l, c, &j);
+		}
+		if (j.op == OP_DISK)
+			answer_disk(l, c, &j);
+		else
+			answer_job(l, c, &j);
+		job_release(&j);
 		drive(l, c);
 	}
 }
@@ -978,7 +1057,8 @@ static void handle_request(struct lapi *l, struct conn *c)
 		/* fall through */
 	case R_BACKUP_DUE:
 	case R_BACKUP_STATUS:
-		r = submit_job(l, c, rt->id == R_BACKUP ? OP_ENQUEUE : rt->id == R_BACKUP_DUE ? OP_DUE : OP_STATUS);
+		r = submit_job(l, c, rt->id == R_BACKUP ? OP_ENQUEUE : rt->id == R_BACKUP_DUE ? OP_DUE : OP_STATUS, 0,
+			       NULL, 0);
 		if (r == FH_ERR_NOT_FOUND) {
 			respond_error(l, c, 503, "backups not available");
 		} else if (r) {
@@ -989,15 +1069,30 @@ static void handle_request(struct lapi *l, struct conn *c)
 			set_interest(l, c, 0);
 		}
 		return;
-	case R_DISKS_FORMAT:
-		respond_error_data(l, c, 501, NULL, "not implemented",
-				   "{\"formatted\":false,\"reason\":\"not implemented\"}");
-		return;
 	case R_DISKS:
 	case R_DISKS_ASSIGN:
 	case R_DISKS_EJECT:
+	case R_DISKS_FORMAT: {
+		enum lapi_disk_op dop = rt->id == R_DISKS ? LAPI_DISK_LIST : rt->id == R_DISKS_ASSIGN ? LAPI_DISK_ASSIGN :
+					rt->id == R_DISKS_EJECT ? LAPI_DISK_EJECT : LAPI_DISK_FORMAT;
+
+		r = submit_job(l, c, OP_DISK, dop, rq->body, rt->id == R_DISKS ? 0 : rq->body_len);
+		if (r == FH_ERR_NOT_FOUND && rt->id == R_DISKS_FORMAT) {
+			respond_error_data(l, c, 501, NULL, "not implemented",
+					   "{\"formatted\":false,\"reason\":\"not implemented\"}");
+		} else if (r == FH_ERR_NOT_FOUND) {
+			respond_error(l, c, 501, "not implemented");
+		} else if (r) {
+			respond_error(l, c, 503, "busy");
+		} else {
+			c->phase = PH_BACKEND;
+			timer_set(l, c, PH_BACKEND);
+			set_interest(l, c, 0);
+		}
+		return;
+	}
 	default:
-		respond_error(l, c, 501, "not implemented");
+		respond_error(l, c, 404, "not found");
 		return;
 	}
 }
@@ -1541,6 +1636,18 @@ void lapi_set_backend(struct lapi *l, const struct lapi_backend *be, void *ctx)
 	pthread_mutex_unlock(&l->wmu);
 }
 
+void lapi_set_disks(struct lapi *l, lapi_disks_fn fn, void *ctx)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->wmu);
+	while (l->calling)
+		pthread_cond_wait(&l->wdone, &l->wmu);
+	l->disks = fn;
+	l->disks_ctx = fn ? ctx : NULL;
+	pthread_mutex_unlock(&l->wmu);
+}
+
 void lapi_note_hub(struct lapi *l, int64_t when)
 {
 	if (l)
@@ -1596,6 +1703,10 @@ static void lapi_free(struct lapi *l)
 		close(l->ep);
 	if (l->wfd >= 0)
 		close(l->wfd);
+	for (i = 0; i < l->qn; i++)
+		job_release(&l->q[(l->qh + i) % LAPI_BACKEND_QUEUE]);
+	for (i = 0; i < l->dn; i++)
+		job_release(&l->done[(l->dh + i) % LAPI_BACKEND_QUEUE]);
 	free(l->slots);
 	lapi_snap_free(l->snap);
 	for (i = 0; i < l->nga; i++)
@@ -1708,7 +1819,7 @@ int lapi_start(const struct lapi_opts *o, struct lapi **out, char *why, size_t w
 	pthread_cond_init(&l->rcv, NULL);
 	pthread_mutex_init(&l->refresh_mu, NULL);
 	pthread_mutex_init(&l->ev_mu, NULL);
-	buf_init(&l->scratch, 64 * 1024);
+	buf_init(&l->scratch, LAPI_RESPONSE_MAX - 1);
 	l->store = o->store;
 	l->loopback_untrusted = o->loopback_untrusted;
 	l->max_conns = o->max_conns ? o->max_conns : LAPI_MAX_CONNS;

@@ -589,6 +589,75 @@ T_TEST(t_backup_backend)
 	T_EQ_INT(call(port, "GET", "/backup/status", "127.0.0.2", g_tok101, NULL, NULL, NULL), 503);
 }
 
+/* A fake disk backend: echoes what it got, refuses format with a body. */
+static atomic_int g_disk_calls;
+static int fake_disks(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+		      struct buf *data, char *err, size_t errlen)
+{
+	(void)ctx;
+	atomic_fetch_add(&g_disk_calls, 1);
+	switch (op) {
+	case LAPI_DISK_LIST:
+		*status = 200;
+		return buf_printf(data, "{\"disks\":[],\"vmid\":%d,\"body_len\":%zu}", vmid, len);
+	case LAPI_DISK_FORMAT:
+		*status = 403;
+		snprintf(err, errlen, "device is data-bearing");
+		return buf_printf(data, "{\"vmid\":%d,\"formatted\":false,\"data_bearing\":true,\"echo\":%.*s}", vmid,
+				  (int)len, body);
+	case LAPI_DISK_EJECT:
+		return FH_ERR_STORE;
+	case LAPI_DISK_ASSIGN:
+		*status = 400;
+		snprintf(err, errlen, "where: not allowed");
+		return 0;
+	}
+	return FH_ERR_INTERNAL;
+}
+
+T_TEST(t_disk_backend)
+{
+	int port = lapi_port(g_l);
+	struct json *root = NULL;
+	const struct json *d = NULL;
+
+	lapi_set_disks(g_l, fake_disks, NULL);
+	T_EQ_INT(call(port, "GET", "/disks", "127.0.0.2", g_tok101, NULL, &root, &d), 200);
+	if (root) {
+		T_EQ_INT(jint(d, "vmid"), 101);
+		T_EQ_INT(jint(d, "body_len"), 0);
+		T_CHECK(json_get(root, "ok") && json_get(root, "ok")->b);
+		T_EQ_STR(jstr(root, "error"), "");
+		json_free(root);
+	}
+	T_EQ_INT(call(port, "POST", "/disks/format", "127.0.0.3", g_tok102, "{\"device\":\"/dev/sdb\"}", &root, &d),
+		 403);
+	if (root) {
+		T_EQ_INT(jint(d, "vmid"), 102);
+		T_CHECK(json_get(root, "ok") && !json_get(root, "ok")->b);
+		T_EQ_STR(jstr(root, "error"), "device is data-bearing");
+		T_EQ_STR(jstr(json_get(d, "echo"), "device"), "/dev/sdb");
+		json_free(root);
+	}
+	T_EQ_INT(call(port, "POST", "/disks/assign", "127.0.0.2", g_tok101, "{}", &root, &d), 400);
+	if (root) {
+		T_EQ_STR(jstr(root, "error"), "where: not allowed");
+		T_CHECK(json_get(root, "data") && json_get(root, "data")->type == JSON_NULL);
+		json_free(root);
+	}
+	T_EQ_INT(call(port, "POST", "/disks/eject", "127.0.0.2", g_tok101, "{}", &root, &d), 500);
+	if (root) {
+		T_EQ_STR(jstr(root, "error"), "store_failed");
+		json_free(root);
+	}
+	/* no token: never reaches the backend */
+	atomic_store(&g_disk_calls, 0);
+	T_EQ_INT(call(port, "GET", "/disks", "127.0.0.2", NULL, NULL, NULL, NULL), 401);
+	T_EQ_INT(atomic_load(&g_disk_calls), 0);
+	lapi_set_disks(g_l, NULL, NULL);
+	T_EQ_INT(call(port, "GET", "/disks", "127.0.0.2", g_tok101, NULL, NULL, NULL), 501);
+}
+
 T_TEST(t_keep_alive)
 {
 	CURL *h = curl_easy_init();
@@ -833,6 +902,7 @@ int main(void)
 		T_RUN(t_routes);
 		T_RUN(t_health);
 		T_RUN(t_backup_backend);
+		T_RUN(t_disk_backend);
 		T_RUN(t_keep_alive);
 		T_RUN(t_tokens);
 		T_RUN(t_collect_addresses);
