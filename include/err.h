@@ -57,7 +57,8 @@ enum fh_err {
 	FH_ERR_GATE_LAST_SIGNER = -43,   /* "last_operational_signer": rotation would leave none */
 	FH_ERR_PENDING_SIGNATURE = -44,  /* "pending_signature": destructive and unsigned */
 	FH_ERR_LOCKED = -45,             /* "state_locked": another process runs the engine on this state */
-	FH_ERR__LAST = -46
+	FH_ERR_INTERRUPTED = -46,       /* "interrupted": a host-executed op was cut off by a crash (never re-run) */
+	FH_ERR__LAST = -47
 };
 
 /* Stable name of a code; "unknown_error" for anything outside the enum.

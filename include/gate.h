@@ -10,9 +10,14 @@
  * never by verb alone:
  *
  *   op                 benign when                              else
- *   start, stop,       always                                    -
- *   shutdown,
- *   snapshot, vzdump
+ *   start, snapshot,   always                                    -
+ *   vzdump
+ *   stop, shutdown     the guest was created by an agent job     destructive
+ *                      (journal: JRNL_F_CREATES_GUEST), or it is (the agent
+ *                      an agent-tagged scratch guest             never stops a
+ *                                                                guest it did
+ *                                                                not create
+ *                                                                unsigned)
  *   set_config         every key set or deleted is one of        destructive
  *                      GATE_CONFIG_BENIGN_KEYS (cores, memory,   (disks, mount
  *                      swap, cpulimit, cpuunits, description,    points, unused
@@ -25,14 +30,23 @@
  *                      scratch guest of a restore test
  *   rollback,          the snapshot (param "name") was created   destructive
  *   delete_snapshot    in the same journaled job
+ *   backup_prune       the job is the engine's own backup        destructive
+ *                      retention (source JRNL_SRC_BACKUP, whose
+ *                      policy comes from the local config only)
  *   storage_wipe,      never                                     destructive
  *   disk_shrink,
  *   signer_rotate
  *   anything else      never (unknown ops fail safe)             destructive
  *
+ * Golden archives (gate_opts.golden_archives): an action any of whose
+ * string params equals a golden volid is destructive whatever its source
+ * and provenance, except a restore without force (which only reads the
+ * archive into a new guest).
+ *
  * Provenance (struct gate_prov) is established by the caller from the
- * journal (jrnl.h) and only from there: nothing the hub sends — params,
- * tags, "scratch" flags, job ids — is ever read by the classifier.
+ * journal (jrnl.h) and the engine's own knowledge of the job it runs, and
+ * only from there: nothing the hub sends — params, tags, "scratch" flags,
+ * job ids, sources — is ever read by the classifier.
  *
  * Decision (gate_decide, pure):
  *   - with a verified signature (whatever the class): the signer's role must
@@ -56,8 +70,10 @@
  * ','-separated; may be absent); a rotation that would leave no
  * operational signer is refused (FH_ERR_GATE_LAST_SIGNER). The rotation
  * record is one text value in the store ("+LINE" / "-FINGERPRINT" lines,
- * at most GATE_ROTATION_MAX_BYTES), kept for now under the key
- * "gate_signers" of STORE_DB_SEQ until the store has a database for it.
+ * at most GATE_ROTATION_MAX_BYTES) under the key "signers" of
+ * STORE_DB_GATE. A state directory of an earlier version kept it under
+ * "gate_signers" in STORE_DB_SEQ: gate_new moves it over in one
+ * transaction (when STORE_DB_GATE has none) and drops the old key.
  */
 #ifndef FH_GATE_H
 #define FH_GATE_H
@@ -77,6 +93,7 @@ struct store_txn;
 	"cores", "memory", "swap", "cpulimit", "cpuunits", "description", "onboot", "tags", "hostname", "startup"
 #define GATE_ROTATION_MAX_BYTES ((size_t)256 * 1024)   /* the stored rotation record */
 #define GATE_ROTATION_MAX_LINES 256                      /* lines added, keys removed */
+#define GATE_GOLDEN_MAX 4096                             /* golden archive volids */
 
 /* What the executor would do. op, host_id, has_guest, guest_id, nparams and
  * params have the op blob's rules (opblob_validate); the other members of
@@ -100,11 +117,14 @@ const struct opblob_param *gate_action_param(const struct gate_action *a, const 
 /* The action of a verified op: its op, host, guest and params. */
 void gate_action_from_blob(struct gate_action *a, const struct opblob *b);
 
-/* Facts from the journal, never from the hub. */
+/* Facts from the journal and the engine, never from the hub. */
 struct gate_prov {
 	bool created_in_job;     /* the guest was created (restore/create) earlier in this same journaled job */
 	bool scratch;            /* the guest is an agent-tagged scratch guest of a restore test (journaled) */
 	bool own_snapshot;       /* the snapshot in param "name" was made earlier in this same job */
+	bool created_by_agent;   /* the guest was created by an agent job, any job (jrnl_provenance) */
+	bool retention;          /* the job is the engine's own backup retention (source JRNL_SRC_BACKUP) */
+	bool golden;             /* a string param names a golden archive (gate_names_golden) */
 };
 
 enum gate_class { GATE_BENIGN = 1, GATE_DESTRUCTIVE = 2 };
@@ -156,19 +176,28 @@ struct gate_opts {
 	const char *host_id;         /* hub.host_id: required */
 	int64_t max_lifetime_seconds;
 	int64_t clock_skew_seconds;
+	const char *const *golden_archives;  /* backup.golden_archives volids (may be NULL) */
+	size_t ngolden;              /* at most GATE_GOLDEN_MAX */
 };
 
 /* Builds the effective signer set (config + the stored rotation) and its
  * verifier. Zero signers is allowed (every signature is then
- * unknown_signer, every destructive action pending_signature).
- * FH_ERR_CONFIG (a bad signer line; err names it), FH_ERR_IO,
- * FH_ERR_STORE, FH_ERR_NOMEM. *out (gate_free) only on success. */
+ * unknown_signer, every destructive action pending_signature). Moves a
+ * rotation record of an earlier version's state directory (see the top).
+ * FH_ERR_CONFIG (a bad signer line or golden volid; err names it),
+ * FH_ERR_IO, FH_ERR_STORE, FH_ERR_DECODE (a stored record does not read),
+ * FH_ERR_NOMEM. *out (gate_free) only on success. */
 int gate_new(const struct gate_opts *o, struct gate **out, char *err, size_t errlen);
 void gate_free(struct gate *g);
 /* Signers in the effective set; of which operational. */
 size_t gate_nsigners(struct gate *g);
 size_t gate_noperational(struct gate *g);
 const char *gate_host_id(const struct gate *g);
+/* True when a string param of a equals a golden archive volid (whatever
+ * the op: gate_classify exempts a restore without force). Thread-safe
+ * (the list does not change after gate_new). */
+bool gate_names_golden(const struct gate *g, const struct gate_action *a);
+size_t gate_ngolden(const struct gate *g);
 
 /* sig_check (stages 1-8) against the effective set. Thread-safe (a
  * rotation swaps the verifier under a lock). Errors as sig_check. */

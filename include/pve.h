@@ -221,6 +221,7 @@ struct pve_vzdump {
 	const char *compress;        /* zstd|gzip|lzo|0; NULL = zstd */
 	const char *notes_template;  /* may be NULL */
 };
+/* Always sends remove=0: vzdump never prunes old archives on its own. */
 /* *no_task is set when Proxmox answered "OK" (no local guest matched): no
  * UPID then, and nothing to wait for. */
 int pve_vzdump(struct pve_client *c, const struct pve_vzdump *v, char upid[UPID_MAX], bool *no_task,
@@ -245,6 +246,15 @@ int pve_shutdown(struct pve_client *c, int vmid, int timeout_s, bool force_stop,
 		 struct pve_err *e);
 int pve_destroy(struct pve_client *c, int vmid, bool purge, bool force, char upid[UPID_MAX],
 		struct pve_err *e);
+
+/* DELETE /nodes/{node}/storage/{storage}/content/{volid}: removes one volume
+ * (e.g. a backup archive). storage must be a plain identifier and volid a
+ * "storage:..." volume id on that same storage (no ".."); the volid is
+ * URL-encoded into the path. Proxmox answers the UPID of an "imgdel" worker
+ * (a protected volume makes that task fail), or null when it deleted
+ * synchronously: upid is "" then. Never re-posted. */
+int pve_delete_volume(struct pve_client *c, const char *storage, const char *volid, char upid[UPID_MAX],
+		      struct pve_err *e);
 
 /* ---- task waiting ---- */
 struct pve_task_result {

@@ -3,8 +3,11 @@
  * unsigned jobs, crash recovery.
  *
  * The executor here is the only code in the tree that calls a Proxmox
- * mutation (pve_start ... pve_set_config); test/test_mutation_fence.c
- * checks the built objects for it. Every mutation, from any source (hub
+ * mutation (pve_start ... pve_set_config, pve_delete_volume);
+ * test/test_mutation_fence.c checks the built objects for it. Ops that are
+ * not Proxmox calls (recon_host_op: storage_wipe) are handed to the
+ * caller's host executor (recon_opts.exec_host) the same way: admitted by
+ * the gate, journaled, run once, closed. Every mutation, from any source (hub
  * desired state, hub jobs and signed ops, local-API jobs, backups,
  * provisioning, restore tests, --selftest=task), is a job submitted here.
  *
@@ -173,7 +176,8 @@ void recon_actual_free(struct recon_actual_guest *g, size_t n);
  * A guest only in actual gets nothing (never stopped or destroyed by the
  * plan); a guest only in desired is listed as awaiting provisioning; an
  * "absent" guest present in actual gets a destroy (destructive: the gate
- * holds it). A guest whose status is not known gets no power action. A
+ * holds it), and a stop of a guest no agent job created is held the same
+ * way (gate.h). A guest whose status is not known gets no power action. A
  * converged guest plans nothing. */
 
 enum recon_act { RECON_ACT_SET_CONFIG = 1, RECON_ACT_START, RECON_ACT_STOP, RECON_ACT_DESTROY };
@@ -232,6 +236,17 @@ struct recon_opts {
 	 * the outbox, so the caller can deliver it soon. May be NULL. */
 	void (*on_result)(void *arg);
 	void *on_result_arg;
+	/* The host executor for ops that are not Proxmox calls
+	 * (recon_host_op). Called on a worker, at most once per admitted
+	 * step, under the max_mutations cap, after the intent and its
+	 * hand-over are journaled; vd is the verified op (NULL: unsigned).
+	 * Returns 0 (executed) or a negative fh_err (failed; why, one line,
+	 * goes to the journal, audit and op result; never a secret). Never
+	 * retried: a step found in flight after a crash is closed failed
+	 * "interrupted". NULL: such steps fail "no host executor". */
+	int (*exec_host)(void *ctx, const struct gate_action *a, const struct sig_verified *vd, char *why,
+			 size_t whylen);
+	void *exec_host_ctx;
 };
 
 /* Builds the engine and starts its workers; no Proxmox call yet.
@@ -360,7 +375,8 @@ int recon_signed_op(struct recon *r, const struct recon_op_entry *e, int64_t now
  * whose lane is idle (a guest with work queued or running is planned again
  * next pass). Nothing at all when d is NULL or blocked. Destructive
  * planned actions reach the gate unsigned: pending_signature, audited once
- * per (generation, guest, action). */
+ * per (generation, guest, action), and not submitted again in that
+ * generation. */
 struct recon_pass {
 	size_t planned, submitted, busy, refused;
 	size_t awaiting, converged;
@@ -403,7 +419,12 @@ struct recon_recovery {
  * posted -> executed again through the queue, or rolled back for ops
  * without a rule). An entry that was posted (its UPID is recorded) is never
  * dispatched again: if Proxmox no longer knows its task and the effect is
- * not there, it is closed failed. The queue's caps are respected by
+ * not there, it is closed failed. backup_prune adopts no task (an imgdel
+ * worker is named VMID@STORAGE, not by its volume): this agent's unrecorded
+ * imgdel tasks of that guest and storage are let finish, then the volume
+ * decides (gone: closed; there: posted again unless posted before). A host
+ * op (recon_host_op) in flight is never run again: closed failed
+ * "interrupted" (FH_ERR_INTERRUPTED). The queue's caps are respected by
  * waiting for room. dry_run: looks (reads only), writes and posts nothing.
  * row (may be NULL) gets one call per entry. When not a dry run, waits for
  * the re-posted jobs. 0, or the first store error. */
@@ -439,8 +460,11 @@ void recon_stats(struct recon *r, struct recon_stats *out);
 /* Waits until no job is queued or running. */
 void recon_wait_idle(struct recon *r);
 
-/* The Proxmox task type an op's POST starts ("vzstart", ...), or NULL for
- * ops that have none (set_config, signer_rotate). */
+/* The Proxmox task type an op's POST starts ("vzstart", ..., "imgdel" for
+ * backup_prune), or NULL for ops that have none (set_config,
+ * signer_rotate, host ops). */
 const char *recon_task_type(const char *op);
+/* True for the ops the host executor runs (storage_wipe). */
+bool recon_host_op(const char *op);
 
 #endif

@@ -48,6 +48,7 @@ static const char *const names[] = {
 	"last_operational_signer",
 	"pending_signature",
 	"state_locked",
+	"interrupted",
 };
 
 _Static_assert(sizeof(names) / sizeof(names[0]) == (unsigned)-FH_ERR__LAST,

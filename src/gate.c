@@ -19,11 +19,13 @@
 #include "err.h"
 #include "store.h"
 
-/* Where the rotation record lives. STORE_DB_SEQ holds the stores'
- * counters; the gate keeps its one record beside them under its own name
- * until the store has a database of its own for it. */
-#define GATE_DB STORE_DB_SEQ
-#define GATE_KEY "gate_signers"
+/* Where the rotation record lives: the gate's own database. A state
+ * directory of an earlier version kept it in STORE_DB_SEQ under
+ * "gate_signers"; gate_new moves it over (migrate_legacy). */
+#define GATE_DB STORE_DB_GATE
+#define GATE_KEY "signers"
+#define GATE_LEGACY_DB STORE_DB_SEQ
+#define GATE_LEGACY_KEY "gate_signers"
 
 /* ---------------------------------------------------------------- actions */
 
@@ -168,7 +170,9 @@ enum rule {
 	R_CONFIG,          /* benign when every key is a benign key */
 	R_RESTORE,         /* benign without force (no overwrite) or over a guest of this job */
 	R_AGENT_GUEST,     /* destroy: benign only for a guest this job created or a scratch guest */
+	R_AGENT_CREATED,   /* stop, shutdown: benign only for a guest an agent job created or a scratch guest */
 	R_OWN_SNAPSHOT,    /* benign only for a snapshot this job made */
+	R_RETENTION,       /* backup_prune: benign only as the engine's own retention */
 	R_DESTRUCTIVE,     /* always */
 };
 
@@ -179,8 +183,8 @@ struct op_rule {
 
 static const struct op_rule RULES[] = {
 	{ "start", R_BENIGN },
-	{ "stop", R_BENIGN },
-	{ "shutdown", R_BENIGN },
+	{ "stop", R_AGENT_CREATED },
+	{ "shutdown", R_AGENT_CREATED },
 	{ "snapshot", R_BENIGN },
 	{ "vzdump", R_BENIGN },
 	{ "set_config", R_CONFIG },
@@ -188,6 +192,7 @@ static const struct op_rule RULES[] = {
 	{ "destroy", R_AGENT_GUEST },
 	{ "rollback", R_OWN_SNAPSHOT },
 	{ "delete_snapshot", R_OWN_SNAPSHOT },
+	{ "backup_prune", R_RETENTION },
 	{ "storage_wipe", R_DESTRUCTIVE },
 	{ "disk_shrink", R_DESTRUCTIVE },
 	{ "signer_rotate", R_DESTRUCTIVE },
@@ -257,11 +262,19 @@ static bool config_benign(const struct gate_action *a)
 	return true;
 }
 
+/* restore's "force": absent, false and 0 mean no overwrite; anything
+ * else (true, a non-zero number, a string, null) is taken as set. */
+static bool force_set(const struct gate_action *a)
+{
+	const struct opblob_param *f = gate_action_param(a, "force");
+
+	return f && !((f->type == OPBLOB_BOOL && !f->b) || (f->type == OPBLOB_INT && f->num == 0));
+}
+
 int gate_classify(const struct gate_action *a, const struct gate_prov *p, enum gate_class *out, const char **why)
 {
 	static const struct gate_prov none;
 	const struct op_rule *ru;
-	const struct opblob_param *f;
 	const char *w;
 	enum gate_class c = GATE_DESTRUCTIVE;
 
@@ -272,6 +285,11 @@ int gate_classify(const struct gate_action *a, const struct gate_prov *p, enum g
 	ru = rule_of(a->b.op);
 	if (!ru) {
 		w = "unknown op: destructive until proven otherwise";
+		goto out;
+	}
+	/* a golden archive is only ever read: restored into a new guest */
+	if (p->golden && !(ru->rule == R_RESTORE && !force_set(a))) {
+		w = "names a golden archive";
 		goto out;
 	}
 	switch (ru->rule) {
@@ -288,8 +306,7 @@ int gate_classify(const struct gate_action *a, const struct gate_prov *p, enum g
 		}
 		break;
 	case R_RESTORE:
-		f = gate_action_param(a, "force");
-		if (!f || (f->type == OPBLOB_BOOL && !f->b) || (f->type == OPBLOB_INT && f->num == 0)) {
+		if (!force_set(a)) {
 			c = GATE_BENIGN;
 			w = "restore into a new guest (no overwrite)";
 		} else if (a->b.has_guest && (p->created_in_job || p->scratch)) {
@@ -308,6 +325,25 @@ int gate_classify(const struct gate_action *a, const struct gate_prov *p, enum g
 			w = "destroys an agent-tagged scratch guest (journal)";
 		} else {
 			w = "destroys a guest the agent did not create";
+		}
+		break;
+	case R_AGENT_CREATED:
+		if (a->b.has_guest && (p->created_by_agent || p->created_in_job)) {
+			c = GATE_BENIGN;
+			w = "the guest was created by an agent job (journal)";
+		} else if (a->b.has_guest && p->scratch) {
+			c = GATE_BENIGN;
+			w = "an agent-tagged scratch guest (journal)";
+		} else {
+			w = "stops a guest the agent did not create";
+		}
+		break;
+	case R_RETENTION:
+		if (a->b.has_guest && p->retention) {
+			c = GATE_BENIGN;
+			w = "the engine's own backup retention";
+		} else {
+			w = "deletes a backup archive";
 		}
 		break;
 	case R_OWN_SNAPSHOT:
@@ -673,6 +709,7 @@ struct gate {
 	struct sig_verifier *v;      /* under lk */
 	struct strv base;            /* config + file lines */
 	struct strv base_fp;         /* their fingerprints */
+	struct strv golden;          /* golden archive volids (read-only after gate_new) */
 	size_t n, nop;               /* effective signers, operational ones (under lk) */
 	char *host_id;
 	int64_t max_lifetime, skew;
@@ -817,6 +854,106 @@ out:
 	return r;
 }
 
+/* A golden archive as configured: a volid "storage:rest", printable
+ * ASCII without blanks, short enough to be compared with a param. */
+static bool golden_ok(const char *v)
+{
+	size_t n, i;
+	const char *colon;
+
+	if (!v)
+		return false;
+	n = strlen(v);
+	colon = strchr(v, ':');
+	if (n == 0 || n >= sizeof(((struct opblob_param *)0)->str) || !colon || colon == v || !colon[1])
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+/* A state directory of an earlier version keeps the rotation record in
+ * STORE_DB_SEQ: moved to STORE_DB_GATE in one transaction (the gate's
+ * database wins when both exist; the old key is dropped either way). */
+static int migrate_legacy(struct store *st, char *err, size_t errlen)
+{
+	struct store_txn *t = NULL;
+	struct rotation ro;
+	const void *v, *cur;
+	void *copy_v;
+	size_t n, curn;
+	int r;
+
+	r = store_txn_begin(st, true, &t);
+	if (r) {
+		snprintf(err, errlen, "signer rotation: cannot open the store (%s)", fh_strerror(r));
+		return r;
+	}
+	r = store_get(t, GATE_LEGACY_DB, GATE_LEGACY_KEY, sizeof(GATE_LEGACY_KEY) - 1, &v, &n);
+	if (r == FH_ERR_NOT_FOUND) {
+		store_txn_abort(t);
+		return 0;
+	}
+	if (r)
+		goto fail;
+	if (n > GATE_ROTATION_MAX_BYTES) {
+		r = FH_ERR_DECODE;
+		goto fail;
+	}
+	r = store_get(t, GATE_DB, GATE_KEY, sizeof(GATE_KEY) - 1, &cur, &curn);
+	if (r == FH_ERR_NOT_FOUND) {
+		/* only a record that reads is carried over */
+		r = rotation_parse(v, n, &ro);
+		if (r)
+			goto fail;
+		rotation_free(&ro);
+		/* a copy: the value points into the map, which the put may touch */
+		copy_v = malloc(n ? n : 1);
+		if (!copy_v) {
+			r = FH_ERR_NOMEM;
+			goto fail;
+		}
+		if (n)
+			memcpy(copy_v, v, n);
+		r = store_put(t, GATE_DB, GATE_KEY, sizeof(GATE_KEY) - 1, copy_v, n);
+		free(copy_v);
+	}
+	if (!r)
+		r = store_del(t, GATE_LEGACY_DB, GATE_LEGACY_KEY, sizeof(GATE_LEGACY_KEY) - 1);
+	if (r)
+		goto fail;
+	r = store_txn_commit(t);
+	if (r)
+		snprintf(err, errlen, "signer rotation: cannot move the record (%s)", fh_strerror(r));
+	return r;
+fail:
+	store_txn_abort(t);
+	snprintf(err, errlen, "signer rotation record of an earlier version: %s", fh_strerror(r));
+	return r;
+}
+
+bool gate_names_golden(const struct gate *g, const struct gate_action *a)
+{
+	size_t i, k;
+
+	if (!g || !a)
+		return false;
+	for (i = 0; i < a->b.nparams; i++) {
+		if (a->b.params[i].type != OPBLOB_STR)
+			continue;
+		for (k = 0; k < g->golden.n; k++)
+			if (!strcmp(a->b.params[i].str, g->golden.v[k]))
+				return true;
+	}
+	return false;
+}
+
+size_t gate_ngolden(const struct gate *g)
+{
+	return g ? g->golden.n : 0;
+}
+
 int gate_new(const struct gate_opts *o, struct gate **out, char *err, size_t errlen)
 {
 	struct gate *g;
@@ -825,7 +962,8 @@ int gate_new(const struct gate_opts *o, struct gate **out, char *err, size_t err
 	size_t i;
 	int r = FH_ERR_INVAL;
 
-	if (!o || !out || !o->st || !o->host_id || !*o->host_id || (o->nsigners && !o->signers))
+	if (!o || !out || !o->st || !o->host_id || !*o->host_id || (o->nsigners && !o->signers) ||
+	    (o->ngolden && !o->golden_archives) || o->ngolden > GATE_GOLDEN_MAX)
 		return FH_ERR_INVAL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -864,6 +1002,20 @@ int gate_new(const struct gate_opts *o, struct gate **out, char *err, size_t err
 	}
 	if (r)
 		goto out;
+	for (i = 0; !r && i < o->ngolden; i++) {
+		if (!golden_ok(o->golden_archives[i])) {
+			snprintf(err, errlen, "golden archive %zu: want a volid \"storage:...\" of printable ASCII, "
+				 "at most %zu bytes", i + 1, sizeof(((struct opblob_param *)0)->str) - 1);
+			r = FH_ERR_CONFIG;
+		} else if (!strv_has(&g->golden, o->golden_archives[i])) {
+			r = strv_add(&g->golden, o->golden_archives[i]);
+		}
+	}
+	if (r)
+		goto out;
+	r = migrate_legacy(g->st, err, errlen);
+	if (r)
+		goto out;
 	r = load(g, err, errlen);
 	if (r)
 		goto out;
@@ -881,6 +1033,7 @@ void gate_free(struct gate *g)
 	sig_verifier_free(g->v);
 	strv_free(&g->base);
 	strv_free(&g->base_fp);
+	strv_free(&g->golden);
 	free(g->host_id);
 	pthread_rwlock_destroy(&g->lk);
 	free(g);

@@ -1343,6 +1343,9 @@ int pve_vzdump(struct pve_client *c, const struct pve_vzdump *v, char upid[UPID_
 	form_add(&f, "mode", v->mode ? v->mode : "snapshot");
 	form_add(&f, "compress", v->compress ? v->compress : "zstd");
 	form_add(&f, "notes-template", v->notes_template);
+	/* Retention is the agent's alone: never let vzdump prune by the
+	 * storage's prune-backups settings (its default is remove=1). */
+	form_add(&f, "remove", "0");
 	snprintf(path, sizeof(path), "/nodes/%s/vzdump", c->node);
 	return mutate(c, "POST", path, &f, upid, true, false, no_task, e);
 }
@@ -1467,6 +1470,34 @@ int pve_destroy(struct pve_client *c, int vmid, bool purge, bool force, char upi
 	snprintf(path, sizeof(path), "/nodes/%s/lxc/%d%s%s%s", c->node, vmid,
 		 purge || force ? "?" : "", purge ? "purge=1" : "", force ? (purge ? "&force=1" : "force=1") : "");
 	return mutate(c, "DELETE", path, NULL, upid, false, false, NULL, e);
+}
+
+int pve_delete_volume(struct pve_client *c, const char *storage, const char *volid, char upid[UPID_MAX],
+		      struct pve_err *e)
+{
+	char path[640];
+	char *esc;
+	const char *colon;
+
+	if (!storage || !valid_ident(storage, 63) || !volid || !valid_volid(volid)) {
+		set_reason(e, "bad storage name or volid");
+		return fail(e, FH_ERR_INVAL);
+	}
+	/* The volid must live on the named storage. */
+	colon = strchr(volid, ':');
+	if ((size_t)(colon - volid) != strlen(storage) || strncmp(volid, storage, strlen(storage)) ||
+	    !colon[1] || strstr(volid, "..")) {
+		set_reason(e, "volid is not on the named storage");
+		return fail(e, FH_ERR_INVAL);
+	}
+	esc = curl_easy_escape(c->h, volid, 0);
+	if (!esc) {
+		set_reason(e, "out of memory");
+		return fail(e, FH_ERR_NOMEM);
+	}
+	snprintf(path, sizeof(path), "/nodes/%s/storage/%s/content/%s", c->node, storage, esc);
+	curl_free(esc);
+	return mutate(c, "DELETE", path, NULL, upid, false, true, NULL, e);
 }
 
 /* ---- task waiting ---- */

@@ -1168,6 +1168,7 @@ const char *recon_task_type(const char *op)
 		{ "snapshot", "vzsnapshot" }, { "rollback", "vzrollback" },
 		{ "delete_snapshot", "vzdelsnapshot" }, { "destroy", "vzdestroy" },
 		{ "restore", "vzrestore" },   { "vzdump", "vzdump" },
+		{ "backup_prune", "imgdel" },
 	};
 	size_t i;
 
@@ -1248,7 +1249,10 @@ static int enqueue(struct recon *r, struct ijob *j)
 	return rc;
 }
 
-int recon_submit(struct recon *r, const struct recon_job *job, recon_done_fn done, void *arg)
+/* recon_submit with the key under which a pending_signature decision is
+ * audited once (NULL: the job id). */
+static int submit_job(struct recon *r, const struct recon_job *job, recon_done_fn done, void *arg,
+		      const char *pending_key)
 {
 	struct ijob *j;
 	size_t i;
@@ -1295,7 +1299,7 @@ int recon_submit(struct recon *r, const struct recon_job *job, recon_done_fn don
 		copy(j->job_id, sizeof(j->job_id), job->job_id);
 	copy(j->jkey, sizeof(j->jkey), job->job_id);
 	copy(j->op_id, sizeof(j->op_id), job->op_id);
-	copy(j->pending_key, sizeof(j->pending_key), j->job_id);
+	copy(j->pending_key, sizeof(j->pending_key), pending_key ? pending_key : j->job_id);
 	j->idem_exp = job->idem_expires_at > 0 ? job->idem_expires_at : wall_s() + r->o.idem_retention_s;
 	j->lane = job->steps[0].b.has_guest ? job->steps[0].b.guest_id : 0;
 	j->done = done;
@@ -1304,6 +1308,11 @@ int recon_submit(struct recon *r, const struct recon_job *job, recon_done_fn don
 	if (rc)
 		ijob_free(j);
 	return rc;
+}
+
+int recon_submit(struct recon *r, const struct recon_job *job, recon_done_fn done, void *arg)
+{
+	return submit_job(r, job, done, arg, NULL);
 }
 
 struct waiter {
@@ -1401,11 +1410,17 @@ static int provenance(struct store_txn *t, const struct ijob *j, size_t k, struc
 	int rc;
 
 	memset(p, 0, sizeof(*p));
+	/* the engine's own facts: which job this is (set by the code that
+	 * built it, never by the hub: hub ops are "signed", plans "desired"),
+	 * and the configured golden archives */
+	p->retention = j->source == JRNL_SRC_BACKUP;
+	p->golden = gate_names_golden(j->r->gate, a);
 	if (!a->b.has_guest)
 		return 0;
 	rc = jrnl_provenance_txn(t, a->b.guest_id, &jp);
 	if (rc)
 		return rc == FH_ERR_NOMEM ? rc : 0;      /* fail safe: no provenance */
+	p->created_by_agent = jp.created_by_agent;
 	p->created_in_job = jp.created_by_agent && j->jkey[0] && !strcmp(jp.create_job_id, j->jkey);
 	p->scratch = jp.created_by_agent && jp.scratch;
 	name = gate_action_param(a, "name");
@@ -1676,6 +1691,16 @@ static int post_once(struct pve_client *c, const struct gate_action *a, char upi
 		vz.notes_template = p_str(a, "notes_template");
 		return pve_vzdump(c, &vz, upid, sync, e);
 	}
+	if (!strcmp(op, "backup_prune")) {
+		int rc;
+
+		if (!p_str(a, "storage") || !p_str(a, "volid"))
+			return FH_ERR_INVAL;
+		rc = pve_delete_volume(c, p_str(a, "storage"), p_str(a, "volid"), upid, e);
+		if (!rc && !upid[0])
+			*sync = true;
+		return rc;
+	}
 	if (!strcmp(op, "set_config")) {
 		struct pve_param set[OPBLOB_MAX_PARAMS];
 		char vals[OPBLOB_MAX_PARAMS][1024];
@@ -1756,17 +1781,27 @@ static int find_task(struct recon *r, struct pve_client *c, const struct gate_ac
 {
 	const char *type = recon_task_type(a->b.op);
 	struct pve_task_entry *ts = NULL;
-	char idbuf[24];
+	char idbuf[96];
 	size_t n = 0, i, best = SIZE_MAX;
 	int rc;
 
 	upid[0] = '\0';
 	if (!type)
 		return FH_ERR_NOT_FOUND;
-	rc = pve_list_tasks(c, a->b.has_guest ? (int)a->b.guest_id : 0, since > 2 ? since - 2 : 0, &ts, &n, e);
+	if (!strcmp(a->b.op, "backup_prune")) {
+		/* an imgdel worker's id is "VMID@STORAGE": not a vmid filter */
+		if (!p_str(a, "storage") ||
+		    (size_t)snprintf(idbuf, sizeof(idbuf), "%" PRId64 "@%s", a->b.has_guest ? a->b.guest_id : 0,
+				     p_str(a, "storage")) >= sizeof(idbuf))
+			return FH_ERR_NOT_FOUND;
+		rc = pve_list_tasks(c, 0, since > 2 ? since - 2 : 0, &ts, &n, e);
+	} else {
+		snprintf(idbuf, sizeof(idbuf), "%" PRId64, a->b.has_guest ? a->b.guest_id : 0);
+		rc = pve_list_tasks(c, a->b.has_guest ? (int)a->b.guest_id : 0, since > 2 ? since - 2 : 0, &ts, &n,
+				    e);
+	}
 	if (rc)
 		return rc;
-	snprintf(idbuf, sizeof(idbuf), "%" PRId64, a->b.has_guest ? a->b.guest_id : 0);
 	for (i = 0; i < n; i++) {
 		struct upid u;
 
@@ -2005,6 +2040,134 @@ static void await_and_close(struct ijob *j, struct pve_client *c, uint64_t id, c
 	snprintf(res->why, sizeof(res->why), "task left in flight: %.150s", e.reason);
 }
 
+/* ---- host-executed ops ---- */
+
+static const char *const HOST_OPS[] = { "storage_wipe" };
+
+bool recon_host_op(const char *op)
+{
+	size_t i;
+
+	for (i = 0; op && i < sizeof(HOST_OPS) / sizeof(HOST_OPS[0]); i++)
+		if (!strcmp(op, HOST_OPS[i]))
+			return true;
+	return false;
+}
+
+/* The shape a host op must have before it is handed over: storage_wipe is
+ * host-scoped with a string durable_id (and at most a string fstype). */
+static const char *host_op_shape(const struct gate_action *a)
+{
+	const struct opblob_param *f = gate_action_param(a, "fstype");
+	const char *id = p_str(a, "durable_id");
+	size_t i;
+
+	if (a->b.has_guest)
+		return "storage_wipe is host-scoped (no guest)";
+	if (!id || !*id)
+		return "storage_wipe needs a string durable_id";
+	if (f && f->type != OPBLOB_STR)
+		return "storage_wipe: fstype must be a string";
+	for (i = 0; i < a->b.nparams; i++)
+		if (strcmp(a->b.params[i].key, "durable_id") && strcmp(a->b.params[i].key, "fstype"))
+			return "storage_wipe: unknown param (want durable_id, fstype)";
+	return NULL;
+}
+
+/* Feeds POSTED to an entry still in intent: "handed to the host
+ * executor" is on disk before the executor runs. */
+static int mark_handed(struct recon *r, uint64_t id)
+{
+	struct store_txn *t = NULL;
+	struct jrnl_entry *e = malloc(sizeof(*e));
+	int rc;
+
+	if (!e)
+		return FH_ERR_NOMEM;
+	rc = store_txn_begin(r->st, true, &t);
+	if (!rc) {
+		rc = jrnl_get_txn(t, id, e);
+		if (!rc && e->state == TASK_INTENT)
+			rc = jrnl_event(t, id, TASK_EV_POSTED);
+		if (rc)
+			store_txn_abort(t);
+		else
+			rc = store_txn_commit(t);
+	}
+	free(e);
+	if (rc)
+		stat_add(r, &r->s.store_failures, 1);
+	return rc;
+}
+
+/* Step k is a host op (recon_host_op): handed to o.exec_host once, under
+ * the mutation cap; never retried. No UPID. */
+static void exec_host_step(struct ijob *j, size_t k, uint64_t id, struct close_ctx *cc, struct recon_result *res)
+{
+	struct recon *r = j->r;
+	const struct gate_action *a = &j->steps[k];
+	const char *bad;
+	char why[256] = "";
+	int rc;
+
+	if (!r->o.exec_host) {
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_UNSUPPORTED;
+		copy(res->why, sizeof(res->why), "no host executor");
+		close_entry(j, id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_UNSUPPORTED, res->why, cc);
+		stat_add(r, &r->s.failed, 1);
+		return;
+	}
+	if ((bad = host_op_shape(a)) != NULL) {
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_INVAL;
+		copy(res->why, sizeof(res->why), bad);
+		close_entry(j, id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_INVAL, bad, cc);
+		stat_add(r, &r->s.failed, 1);
+		return;
+	}
+	if (atomic_load(&r->blocked)) {
+		/* a host op in flight is never run later: closed now, not run */
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_BLOCKED;
+		copy(res->why, sizeof(res->why), "blocked before the host executor ran: not run");
+		close_entry(j, id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_BLOCKED, res->why, cc);
+		stat_add(r, &r->s.failed, 1);
+		return;
+	}
+	rc = mutation_enter(r);
+	if (rc) {
+		res->reason = rc;
+		copy(res->why, sizeof(res->why), "the engine is stopping: intent left in flight (recovery closes it)");
+		return;
+	}
+	rc = mark_handed(r, id);
+	if (rc) {
+		mutation_leave(r);
+		res->reason = rc;
+		copy(res->why, sizeof(res->why), "could not journal the hand-over: not run, left in flight");
+		return;
+	}
+	stat_add(r, &r->s.posts, 1);
+	rc = r->o.exec_host(r->o.exec_host_ctx, a, j->vd, why, sizeof(why));
+	mutation_leave(r);
+	why[sizeof(why) - 1] = '\0';
+	if (!rc) {
+		res->outcome = TASK_OUT_EXECUTED;
+		copy(res->why, sizeof(res->why), why[0] ? why : "done");
+		close_entry(j, id, a, true, TASK_EV_SUCCEEDED, TASK_OUT_EXECUTED, 0, "", cc);
+		stat_add(r, &r->s.executed, 1);
+		return;
+	}
+	if (rc > 0 || rc <= FH_ERR__LAST)
+		rc = FH_ERR_INTERNAL;      /* not an fh_err: still a failure with a name */
+	res->outcome = TASK_OUT_FAILED;
+	res->reason = rc;
+	copy(res->why, sizeof(res->why), why[0] ? why : fh_strerror(rc));
+	close_entry(j, id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, rc, res->why, cc);
+	stat_add(r, &r->s.failed, 1);
+}
+
 /* Executes step k (its intent is in the journal as entry id, created at
  * created_at). recovered: an earlier process handled this intent (its POST
  * may have happened; the caller looked for its task already). */
@@ -2034,6 +2197,10 @@ static void exec_step(struct ijob *j, unsigned w, size_t k, uint64_t id, int64_t
 		else
 			copy(res->why, sizeof(res->why), "signer set rotated");
 		stat_add(r, rc || cc->job_outcome != TASK_OUT_EXECUTED ? &r->s.failed : &r->s.executed, 1);
+		return;
+	}
+	if (recon_host_op(a->b.op)) {
+		exec_host_step(j, k, id, cc, res);
 		return;
 	}
 	if (atomic_load(&r->blocked)) {
@@ -2434,9 +2601,29 @@ static enum rule_out recovery_rule(struct pve_client *c, const struct gate_actio
 		snprintf(why, whylen, "the rotation commits with its close: run it");
 		return RULE_REPOST;
 	}
-	if (!gate_op_known(op) || !strcmp(op, "storage_wipe") || !strcmp(op, "disk_shrink")) {
+	if (!gate_op_known(op) || recon_host_op(op) || !strcmp(op, "disk_shrink")) {
 		snprintf(why, whylen, "no recovery rule for %s", op);
 		return RULE_ABANDON;
+	}
+	if (!strcmp(op, "backup_prune")) {
+		struct pve_content *vols = NULL;
+		size_t nv = 0;
+		bool there = false;
+
+		if (!p_str(a, "storage") || !p_str(a, "volid")) {
+			snprintf(why, whylen, "backup_prune without storage and volid");
+			return RULE_ABANDON;
+		}
+		rc = pve_storage_content(c, p_str(a, "storage"), NULL, &vols, &nv, &e);
+		if (rc) {
+			snprintf(why, whylen, "storage %.64s content: %s", p_str(a, "storage"), fh_strerror(rc));
+			return RULE_UNKNOWN;
+		}
+		for (i = 0; i < nv && !there; i++)
+			there = !strcmp(vols[i].volid, p_str(a, "volid"));
+		free(vols);
+		snprintf(why, whylen, there ? "volume still in the storage" : "volume gone from the storage");
+		return there ? RULE_REPOST : RULE_IN_EFFECT;
 	}
 	if (!vmid) {
 		snprintf(why, whylen, "never posted");
@@ -2510,6 +2697,38 @@ static enum rule_out recovery_rule(struct pve_client *c, const struct gate_actio
 	return RULE_REPOST;
 }
 
+/* Waits for this agent's imgdel tasks on the prune's VMID@STORAGE that
+ * started after since and that no journal entry recorded (a lost DELETE's
+ * task may still run). Errors are left to the volume check that follows;
+ * FH_ERR_CANCELLED when the engine stops. */
+static int settle_imgdel(struct recon *r, struct pve_client *c, const struct gate_action *a, int64_t since)
+{
+	struct pve_task_entry *ts = NULL;
+	struct pve_task_result tr;
+	struct pve_err pe;
+	char idbuf[96];
+	size_t n = 0, i;
+	int rc = 0;
+
+	if (!p_str(a, "storage") ||
+	    (size_t)snprintf(idbuf, sizeof(idbuf), "%" PRId64 "@%s", a->b.has_guest ? a->b.guest_id : 0,
+			     p_str(a, "storage")) >= sizeof(idbuf))
+		return 0;
+	if (pve_list_tasks(c, 0, since > 2 ? since - 2 : 0, &ts, &n, &pe))
+		return 0;
+	for (i = 0; i < n && rc != FH_ERR_CANCELLED; i++) {
+		struct upid u;
+
+		if (ts[i].status[0] || upid_parse(ts[i].upid, strlen(ts[i].upid), &u, NULL) || strcmp(u.type, "imgdel") ||
+		    strcmp(u.user, r->token_id) || strcmp(u.id, idbuf) || known_has(r, ts[i].upid))
+			continue;
+		memset(&pe, 0, sizeof(pe));
+		rc = pve_task_wait(c, ts[i].upid, &tr, &pe);
+	}
+	free(ts);
+	return rc == FH_ERR_CANCELLED ? rc : 0;
+}
+
 static void row_init(struct recon_recovery_row *row, const struct jrnl_entry *e)
 {
 	memset(row, 0, sizeof(*row));
@@ -2553,8 +2772,38 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 			return;
 		}
 	}
+	if (recon_host_op(e->op)) {
+		/* never re-run automatically: an operator signs it again */
+		row.found = e->state == TASK_INTENT ? "host op, not handed over" : "host op, handed over";
+		row.outcome = TASK_OUT_FAILED;
+		copy(row.detail, sizeof(row.detail), "interrupted: host ops are never re-run");
+		if (dry) {
+			row.action = "would close failed";
+			row_emit(x, &row, x ? &x->c.left : NULL);
+			return;
+		}
+		rc = close_entry(j, e->id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_INTERRUPTED,
+				 "interrupted: host ops are never re-run; sign again to retry", &cc);
+		row.action = rc ? "left in flight (store)" : "closed failed (interrupted)";
+		res->outcome = rc ? TASK_OUT_NONE : TASK_OUT_FAILED;
+		res->reason = rc ? rc : FH_ERR_INTERRUPTED;
+		row_emit(x, &row, x ? (rc ? &x->c.left : &x->c.closed) : NULL);
+		return;
+	}
 	copy(upid, sizeof(upid), e->upid);
-	if (!upid[0] && recon_task_type(e->op)) {
+	if (!upid[0] && !strcmp(e->op, "backup_prune")) {
+		/* an imgdel worker is named VMID@STORAGE, not by its volume: a
+		 * task cannot be told to be this prune's, so none is adopted;
+		 * this agent's unrecorded ones are let finish, then the
+		 * volume decides (recovery_rule) */
+		row.found = "no task adopted (the volume decides)";
+		if (!dry && settle_imgdel(r, c, a, e->created_at) == FH_ERR_CANCELLED) {
+			row.action = "left in flight";
+			res->reason = FH_ERR_CANCELLED;
+			row_emit(x, &row, x ? &x->c.left : NULL);
+			return;
+		}
+	} else if (!upid[0] && recon_task_type(e->op)) {
 		rc = find_task(r, c, a, e->created_at, upid, &pe);
 		if (rc && rc != FH_ERR_NOT_FOUND) {
 			row.found = "task list unreadable";
@@ -3256,7 +3505,7 @@ int recon_plan_pass(struct recon *r, const struct recon_desired *d, struct recon
 			}
 		}
 		snprintf(pkey, sizeof(pkey), "ds:%" PRId64 ":%d:%s", d->generation, a->vmid, recon_act_name(a->act));
-		if (a->act == RECON_ACT_DESTROY && pending_seen(r, pkey, false))
+		if (pending_seen(r, pkey, false))
 			continue;          /* held for a signature already this generation */
 		memset(job, 0, sizeof(*job));
 		job->source = JRNL_SRC_DESIRED;
@@ -3264,9 +3513,8 @@ int recon_plan_pass(struct recon *r, const struct recon_desired *d, struct recon
 		job->nsteps = 1;
 		if (recon_action_to_gate(a, r->host_id, &job->steps[0]))
 			continue;
-		rc = recon_submit(r, job, NULL, NULL);
-		if (!rc && a->act == RECON_ACT_DESTROY)
-			pending_seen(r, pkey, true);
+		/* a pending_signature decision marks pkey (admit): audited once */
+		rc = submit_job(r, job, NULL, NULL, pkey);
 		if (!rc)
 			ps.submitted++;
 		else if (rc == FH_ERR_QUEUE_FULL)

@@ -445,6 +445,154 @@ T_TEST(t_backup_restore_destroy)
 	pve_client_free(c);
 }
 
+static int has_volume(struct pve_client *c, const char *storage, const char *volid, bool *prot)
+{
+	struct pve_content *ct = NULL;
+	struct pve_err e;
+	size_t n = 0, i;
+	int found = 0;
+
+	if (pve_storage_content(c, storage, "backup", &ct, &n, &e))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!strcmp(ct[i].volid, volid)) {
+			found = 1;
+			if (prot)
+				*prot = ct[i].protected_;
+		}
+	}
+	free(ct);
+	return found;
+}
+
+/* Pulls the n-th (0-based) string of "volids":[...] out of a control answer. */
+static int nth_volid(const char *resp, int n, char *out, size_t outlen)
+{
+	const char *p = strstr(resp, "\"volids\"");
+	const char *q;
+	int i;
+
+	if (!p)
+		return -1;
+	for (i = 0; i <= n; i++) {
+		p = strchr(p + 1, '"');
+		if (i == 0)
+			p = strchr(p + 1, '"'); /* skip the key's closing quote */
+		if (!p)
+			return -1;
+		if (i < n) {
+			p = strchr(p + 1, '"');
+			if (!p)
+				return -1;
+		}
+	}
+	q = strchr(p + 1, '"');
+	if (!q || (size_t)(q - p - 1) >= outlen)
+		return -1;
+	memcpy(out, p + 1, (size_t)(q - p - 1));
+	out[q - p - 1] = '\0';
+	return 0;
+}
+
+T_TEST(t_delete_volume)
+{
+	struct pve_client *c = client_for(&S, T_PIN, NULL);
+	struct pve_err e;
+	struct pve_task_result res;
+	char upid[UPID_MAX], resp[4096], keep[256], prot[256], path[512];
+	long before;
+	bool p = false;
+	int st;
+
+	if (!c)
+		return;
+	st = sim_control(&S, "POST", "/backups",
+			 "{\"storage\":\"backup-nas\",\"vmid\":101,\"ctimes\":[1700000000,1700086400],"
+			 "\"protected\":[1]}", resp, sizeof(resp));
+	T_EQ_INT(st, 200);
+	T_OK(nth_volid(resp, 0, keep, sizeof(keep)));
+	T_OK(nth_volid(resp, 1, prot, sizeof(prot)));
+	T_EQ_INT(has_volume(c, "backup-nas", prot, &p), 1);
+	T_CHECK(p);
+
+	/* an unprotected archive: an imgdel task, then it is gone */
+	T_OK(pve_delete_volume(c, "backup-nas", keep, upid, &e));
+	T_CHECK(strstr(upid, ":imgdel:101@backup-nas:") != NULL);
+	T_OK(pve_task_wait(c, upid, &res, &e));
+	T_EQ_STR(res.exitstatus, "OK");
+	T_EQ_INT(has_volume(c, "backup-nas", keep, NULL), 0);
+	/* the volid travelled URL-encoded as one path segment */
+	snprintf(path, sizeof(path), "DELETE /api2/json/nodes/pve/storage/backup-nas/content/backup-nas%%3Abackup%%2F%s",
+		 strchr(keep, '/') + 1);
+	T_EQ_INT(sim_count_path(&S, path), 1);
+
+	/* a protected archive: the task fails with Proxmox's words, the archive stays */
+	T_OK(pve_delete_volume(c, "backup-nas", prot, upid, &e));
+	T_ERR(pve_task_wait(c, upid, &res, &e), FH_ERR_TASK);
+	T_CHECK(strstr(e.exitstatus, "cannot remove protected archive") != NULL);
+	T_EQ_INT(has_volume(c, "backup-nas", prot, NULL), 1);
+	/* unprotected through the control API, it can go */
+	T_EQ_INT(sim_control(&S, "POST", "/volume", "{\"volid\":\"", NULL, 0), 400);
+	snprintf(resp, sizeof(resp), "{\"volid\":\"%s\",\"protected\":false}", prot);
+	T_EQ_INT(sim_control(&S, "POST", "/volume", resp, NULL, 0), 200);
+	T_OK(pve_delete_volume(c, "backup-nas", prot, upid, &e));
+	T_OK(pve_task_wait(c, upid, &res, &e));
+	T_EQ_INT(has_volume(c, "backup-nas", prot, NULL), 0);
+
+	/* shapes are checked before anything is sent */
+	before = sim_stat(&S, "requests");
+	T_ERR(pve_delete_volume(c, "backup-nas", "local:backup/vzdump-lxc-101-x.tar.zst", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, "backup-nas", "backup-nas:../../etc/passwd", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, "backup-nas", "backup-nas:", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, "backup-nas", "no-colon", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, "backup/nas", "backup/nas:x", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, "backup-nas", "backup-nas:a b", upid, &e), FH_ERR_INVAL);
+	T_ERR(pve_delete_volume(c, NULL, "backup-nas:x", upid, &e), FH_ERR_INVAL);
+	T_EQ_INT(sim_stat(&S, "requests"), before);
+
+	/* a refused DELETE is an HTTP error and never re-sent */
+	sim_fault(&S, "{\"method\":\"DELETE\",\"path_regex\":\"/content/\",\"status\":500,\"reason\":\"boom\",\"count\":1}");
+	before = sim_stat(&S, "requests");
+	T_ERR(pve_delete_volume(c, "backup-nas", "backup-nas:backup/vzdump-lxc-101-2020_01_01-00_00_00.tar.zst", upid,
+				&e), FH_ERR_HTTP_5XX);
+	T_EQ_INT(sim_stat(&S, "requests"), before + 1);
+	no_secret(&e);
+	pve_client_free(c);
+}
+
+/* vzdump never lets Proxmox prune: remove=0 is always sent, with snapshot
+ * mode and zstd by default. */
+T_TEST(t_vzdump_sends_remove_0)
+{
+	struct pve_client *c = client_for(&S, T_PIN, NULL);
+	struct pve_err e;
+	struct pve_vzdump vz = { 0, "backup-nas", NULL, NULL, NULL };
+	char upid[UPID_MAX];
+	char *log = malloc(1 << 20);
+	bool no_task = true;
+	const char *v;
+
+	if (!c || !log) {
+		T_CHECK(0);
+		free(log);
+		pve_client_free(c);
+		return;
+	}
+	sim_reset(&S);
+	vz.vmid = first_guest(c, NULL);
+	T_OK(post_and_wait(c, pve_vzdump(c, &vz, upid, &no_task, &e), upid, &e));
+	T_EQ_INT(sim_control(&S, "GET", "/requests", NULL, log, 1 << 20), 200);
+	v = strstr(log, "/vzdump\"");
+	T_CHECK(v != NULL);
+	if (v) {
+		T_CHECK(strstr(v, "\"remove\":\"0\"") != NULL);
+		T_CHECK(strstr(v, "\"mode\":\"snapshot\"") != NULL);
+		T_CHECK(strstr(v, "\"compress\":\"zstd\"") != NULL);
+	}
+	free(log);
+	pve_client_free(c);
+}
+
 T_TEST(t_task_failure_names_privilege)
 {
 	struct pve_client *c = client_for(&S, T_PIN, NULL);
@@ -766,6 +914,8 @@ int main(void)
 	T_RUN(t_task_lifecycle);
 	T_RUN(t_set_config_sync_and_digest);
 	T_RUN(t_backup_restore_destroy);
+	T_RUN(t_delete_volume);
+	T_RUN(t_vzdump_sends_remove_0);
 	T_RUN(t_task_failure_names_privilege);
 	T_RUN(t_task_warnings_are_success);
 	T_RUN(t_task_wait_timeout_and_no_such_task);

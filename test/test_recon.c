@@ -6,7 +6,9 @@
  * converges in one pass; a guest only in actual is never touched),
  * Proxmox task semantics (already running, transient retries, config lock
  * wait, global mutation cap), blocked, recovery of every kind of in-flight
- * entry, and the outbox delivered by the daemon to test/hubsim. */
+ * entry (backup_prune's rule included), a planned stop of a customer guest
+ * held for a signature, and the outbox delivered by the daemon to
+ * test/hubsim. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -464,7 +466,7 @@ T_TEST(t_planner_round_trip_converges)
 	struct recon_pass ps;
 	/* 101 running, 102 stopped, 103 running in the seed; 112 is left alone */
 	const char *doc = "{\"generation\":2,\"guests\":["
-			  "{\"vmid\":101,\"state\":\"stopped\",\"cores\":3,\"memory_bytes\":1610612737,"
+			  "{\"vmid\":101,\"state\":\"running\",\"cores\":3,\"memory_bytes\":1610612737,"
 			  "\"description\":\"Felhom customer container 101\\n\",\"onboot\":false},"
 			  "{\"vmid\":102,\"state\":\"running\",\"memory_mib\":768},"
 			  "{\"vmid\":103,\"state\":\"running\"},"
@@ -479,7 +481,7 @@ T_TEST(t_planner_round_trip_converges)
 	T_EQ_INT(ps.read_error, 0);
 	T_EQ_INT(ps.awaiting, 1);            /* 999: awaiting provisioning */
 	T_EQ_INT(ps.converged, 1);           /* 103 */
-	T_EQ_INT(ps.submitted, 4);           /* 101 config + stop, 102 config + start (same lane, in order) */
+	T_EQ_INT(ps.submitted, 3);           /* 101 config, 102 config + start (same lane, in order) */
 	T_EQ_INT(count("PUT /api2/json/nodes/pve/lxc/101/config"), puts0 + 1);
 	/* the round trip: read back, plan again */
 	planner_pass(&f, doc, &ps);
@@ -535,13 +537,14 @@ T_TEST(t_task_semantics)
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/start"), posts + 2);
 	T_CHECK(res.upid[0] != '\0');
 	/* a non-transient refusal is failed at once, never retried */
-	posts = count("POST /api2/json/nodes/pve/lxc/104/status/stop");
-	T_EQ_INT(sim_fault(&S, "{\"method\":\"POST\",\"path_regex\":\"/lxc/104/status/stop$\",\"status\":500,"
+	posts = count("POST /api2/json/nodes/pve/lxc/104/status/start");
+	T_EQ_INT(sim_fault(&S, "{\"method\":\"POST\",\"path_regex\":\"/lxc/104/status/start$\",\"status\":500,"
 			       "\"reason\":\"boom\",\"count\":1}"), 200);
-	T_OK(run1(&f, "sem-3", "stop", 104, &res));
+	T_OK(run1(&f, "sem-3", "start", 104, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_FAILED);
-	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/stop"), posts + 1);
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/start"), posts + 1);
 	/* the config lock is waited for */
+	posts = count("POST /api2/json/nodes/pve/lxc/104/snapshot");
 	guest_patch("{\"vmid\":104,\"config\":{\"lock\":\"backup\"}}");
 	t0 = now_ms();
 	{
@@ -550,16 +553,17 @@ T_TEST(t_task_semantics)
 		job->source = JRNL_SRC_LOCALAPI;
 		snprintf(job->job_id, sizeof(job->job_id), "sem-4");
 		job->nsteps = 1;
-		gate_action_init(&job->steps[0], "stop", HOST, 104);
+		gate_action_init(&job->steps[0], "snapshot", HOST, 104);
+		gate_action_str(&job->steps[0], "name", "sem4");
 		T_OK(recon_submit(f.r, job, NULL, NULL));
 		free(job);
 	}
 	sleep_ms(400);
-	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/stop"), posts + 1);   /* still waiting */
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/snapshot"), posts);   /* still waiting */
 	guest_patch("{\"vmid\":104,\"config\":{\"lock\":null}}");
 	recon_wait_idle(f.r);
 	T_CHECK(now_ms() - t0 >= 400);
-	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/stop"), posts + 2);
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/snapshot"), posts + 1);
 	fx_close(&f);
 	/* a lock that stays: failed with timeout */
 	if (fx_open_opts(&f, 2, 2, 300)) {
@@ -830,7 +834,7 @@ T_TEST(t_recovery_cases)
 	d = intent(&f, "rec-d", "start", 105, "{}", now);
 	/* ee: never posted, already in effect (107 runs): closed, no POST */
 	ee = intent(&f, "rec-e", "start", 107, "{}", now);
-	/* g: an op without a recovery rule: rolled back */
+	/* g: a host op (never re-run): closed failed "interrupted" */
 	g = intent(&f, "rec-g", "storage_wipe", -1, "{\"durable_id\":\"byid:x\"}", now);
 	/* h: set_config never posted */
 	h = intent(&f, "rec-h", "set_config", 106, "{\"cores\":3}", now);
@@ -860,7 +864,7 @@ T_TEST(t_recovery_cases)
 	T_EQ_STR(row_action(&rows, b), "would await");
 	T_EQ_STR(row_action(&rows, d), "would re-post");
 	T_EQ_STR(row_action(&rows, ee), "would close (in effect)");
-	T_EQ_STR(row_action(&rows, g), "would roll back");
+	T_EQ_STR(row_action(&rows, g), "would close failed");
 	T_EQ_STR(row_action(&rows, u), "would close failed");
 	T_OK(jrnl_get_stats(f.st, &js));
 	T_EQ_INT(js.in_flight, 8);
@@ -876,7 +880,7 @@ T_TEST(t_recovery_cases)
 	T_EQ_STR(row_action(&rows, cc), "closed");
 	T_EQ_STR(row_action(&rows, d), "re-posted, closed");
 	T_EQ_STR(row_action(&rows, ee), "closed (in effect)");
-	T_EQ_STR(row_action(&rows, g), "rolled back");
+	T_EQ_STR(row_action(&rows, g), "closed failed (interrupted)");
 	T_EQ_STR(row_action(&rows, h), "re-posted, closed");
 	T_EQ_STR(row_action(&rows, u), "closed failed");
 	T_EQ_INT(state_of(&f, u, &out), TASK_FAILED);
@@ -886,7 +890,7 @@ T_TEST(t_recovery_cases)
 	T_EQ_INT(state_of(&f, cc, &out), TASK_SUCCEEDED);
 	T_EQ_INT(state_of(&f, d, &out), TASK_SUCCEEDED);
 	T_EQ_INT(state_of(&f, ee, &out), TASK_SUCCEEDED);
-	T_EQ_INT(state_of(&f, g, &out), TASK_ROLLED_BACK);
+	T_EQ_INT(state_of(&f, g, &out), TASK_FAILED);
 	T_EQ_INT(out, TASK_OUT_FAILED);
 	T_EQ_INT(state_of(&f, h, &out), TASK_SUCCEEDED);
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/105/status/start"), p105 + 1);   /* d, once */
@@ -900,6 +904,195 @@ T_TEST(t_recovery_cases)
 	T_OK(recon_recover(f.r, false, on_row, &rows, &rec));
 	T_EQ_INT(rec.in_flight, 0);
 	T_EQ_INT(rows.n, 0);
+	fx_close(&f);
+	pve_client_free(c);
+}
+
+/* A planned stop of a guest the agent did not create is held for a
+ * signature: no POST, audited once per (generation, guest, action). */
+static int audit_hits(struct fx *f, const char *needle)
+{
+	struct buf tail;
+	const char *p;
+	int n = 0;
+
+	buf_init(&tail, 1 << 22);
+	if (audit_tail_json(f->st, AUDIT_TAIL_MAX, &tail) == 0)
+		for (p = buf_str(&tail); (p = strstr(p, needle)) != NULL; p++)
+			n++;
+	buf_free(&tail);
+	return n;
+}
+
+T_TEST(t_planned_stop_of_customer_guest_is_pending)
+{
+	struct fx f;
+	struct recon_pass ps;
+	struct recon_stats st;
+	const char *gen5 = "{\"generation\":5,\"guests\":[{\"vmid\":112,\"state\":\"stopped\"}]}";
+	const char *gen6 = "{\"generation\":6,\"guests\":[{\"vmid\":112,\"state\":\"stopped\"}]}";
+	const char *needle = "\"decision\":\"pending_signature\",\"op\":\"stop\",\"guest_id\":112";
+	long stops = count("POST /api2/json/nodes/pve/lxc/112/status/stop");
+	long shut = count("POST /api2/json/nodes/pve/lxc/112/status/shutdown");
+
+	guest_patch("{\"vmid\":112,\"status\":\"running\"}");
+	if (fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		return;
+	}
+	planner_pass(&f, gen5, &ps);
+	T_EQ_INT(ps.planned, 1);
+	T_EQ_INT(ps.submitted, 1);
+	recon_stats(f.r, &st);
+	T_EQ_INT(st.pending, 1);
+	T_EQ_INT(st.posts, 0);
+	T_EQ_INT(audit_hits(&f, needle), 1);
+	/* the same generation again: still planned, not asked again */
+	planner_pass(&f, gen5, &ps);
+	T_EQ_INT(ps.planned, 1);
+	T_EQ_INT(ps.submitted, 0);
+	planner_pass(&f, gen5, &ps);
+	T_EQ_INT(ps.submitted, 0);
+	T_EQ_INT(audit_hits(&f, needle), 1);
+	/* a new generation asks once more */
+	planner_pass(&f, gen6, &ps);
+	T_EQ_INT(ps.submitted, 1);
+	planner_pass(&f, gen6, &ps);
+	T_EQ_INT(ps.submitted, 0);
+	T_EQ_INT(audit_hits(&f, needle), 2);
+	recon_stats(f.r, &st);
+	T_EQ_INT(st.pending, 2);
+	T_EQ_INT(st.posts, 0);
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/112/status/stop"), stops);
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/112/status/shutdown"), shut);
+	fx_close(&f);
+}
+
+/* curl_easy_escape's form: unreserved bytes kept, the rest %XX. */
+static void url_escape(const char *s, char *out, size_t n)
+{
+	size_t k = 0;
+
+	for (; *s && k + 4 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~')
+			out[k++] = (char)c;
+		else
+			k += (size_t)snprintf(out + k, n - k, "%%%02X", c);
+	}
+	out[k] = '\0';
+}
+
+static long deletes_of(const char *volid)
+{
+	char esc[600], key[800];
+
+	url_escape(volid, esc, sizeof(esc));
+	snprintf(key, sizeof(key), "DELETE /api2/json/nodes/pve/storage/local/content/%s", esc);
+	return count(key);
+}
+
+static bool volume_there(const char *volid)
+{
+	char *big = malloc(4 << 20), needle[300];
+	bool has = false;
+
+	snprintf(needle, sizeof(needle), "\"%s\"", volid);
+	if (big && sim_control(&S, "GET", "/volumes", NULL, big, 4 << 20) == 200)
+		has = strstr(big, needle) != NULL;
+	free(big);
+	return has;
+}
+
+/* backup_prune's recovery rule: the volume gone = in effect; still there
+ * and never posted = posted now; posted before and the task unknown =
+ * closed failed (never re-posted). An imgdel task is named VMID@STORAGE,
+ * not by its volume, so none is adopted (another prune's task of the same
+ * guest must not close this one): a lost DELETE shows as the volume gone. */
+T_TEST(t_recovery_backup_prune)
+{
+	struct fx f;
+	struct pve_client *c = direct();
+	struct pve_err e;
+	struct recon_recovery rec;
+	struct rows rows;
+	char resp[4096], vols[4][256], params[4][400], upid[UPID_MAX], *p = resp;
+	int64_t now = (int64_t)time(NULL);
+	uint64_t p1, p2, p3, p4;
+	enum task_outcome out = 0;
+	int k = 0, i;
+
+	snprintf(params[0], sizeof(params[0]), "{\"storage\":\"local\",\"vmid\":110,\"ctimes\":[%" PRId64 ",%" PRId64
+		 ",%" PRId64 ",%" PRId64 "]}", now - 9000, now - 8000, now - 7000, now - 6000);
+	if (!c || sim_control(&S, "POST", "/backups", params[0], resp, sizeof(resp)) != 200) {
+		T_CHECK(0);
+		pve_client_free(c);
+		return;
+	}
+	while (k < 4 && (p = strstr(p, "\"local:backup/")) != NULL) {
+		char *q = strchr(p + 1, '"');
+
+		if (!q)
+			break;
+		snprintf(vols[k++], sizeof(vols[0]), "%.*s", (int)(q - p - 1), p + 1);
+		p = q + 1;
+	}
+	T_EQ_INT(k, 4);
+	if (k != 4 || fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		pve_client_free(c);
+		return;
+	}
+	for (i = 0; i < 4; i++)
+		snprintf(params[i], sizeof(params[i]), "{\"storage\":\"local\",\"volid\":\"%.255s\"}", vols[i]);
+	/* p1: never posted, the volume still there */
+	p1 = intent(&f, "bk-p1", "backup_prune", 110, params[0], now);
+	/* p2: never posted as far as the journal knows, the volume gone */
+	p2 = intent(&f, "bk-p2", "backup_prune", 110, params[1], now);
+	T_OK(pve_delete_volume(c, "local", vols[1], upid, &e));
+	/* p3: posted (a UPID recorded) but Proxmox forgot the task */
+	p3 = intent(&f, "bk-p3", "backup_prune", 110, params[2], now);
+	if (p3)
+		set_upid(&f, p3, "UPID:pve:00001234:00005678:6B000000:imgdel:110@local:felhom@pve!agent:");
+	/* p4: the DELETE went out, its UPID was never recorded (its task, of
+	 * the same guest and storage as p2's, must not close p1) */
+	p4 = intent(&f, "bk-p4", "backup_prune", 110, params[3], now);
+	T_OK(pve_delete_volume(c, "local", vols[3], upid, &e));
+	T_CHECK(p1 && p2 && p3 && p4);
+	sleep_ms(300);
+	fx_close(&f);
+	if (fx_open_opts(&f, 2, 2, 5000)) {
+		T_CHECK(0);
+		pve_client_free(c);
+		return;
+	}
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, true, on_row, &rows, &rec));
+	T_EQ_INT(rec.in_flight, 4);
+	T_EQ_STR(row_action(&rows, p1), "would re-post");
+	T_EQ_STR(row_action(&rows, p2), "would close (in effect)");
+	T_EQ_STR(row_action(&rows, p3), "would close failed");
+	T_EQ_STR(row_action(&rows, p4), "would close (in effect)");
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_row, &rows, &rec));
+	T_EQ_INT(rec.left, 0);
+	T_EQ_STR(row_action(&rows, p1), "re-posted, closed");
+	T_EQ_STR(row_action(&rows, p2), "closed (in effect)");
+	T_EQ_STR(row_action(&rows, p3), "closed failed");
+	T_EQ_STR(row_action(&rows, p4), "closed (in effect)");
+	T_EQ_INT(rec.adopted, 0);
+	T_EQ_INT(state_of(&f, p1, &out), TASK_SUCCEEDED);
+	T_EQ_INT(state_of(&f, p2, &out), TASK_SUCCEEDED);
+	T_EQ_INT(state_of(&f, p3, &out), TASK_FAILED);
+	T_EQ_INT(state_of(&f, p4, &out), TASK_SUCCEEDED);
+	T_EQ_INT(deletes_of(vols[0]), 1);        /* p1: once, by recovery */
+	T_EQ_INT(deletes_of(vols[1]), 1);        /* p2: the earlier one only */
+	T_EQ_INT(deletes_of(vols[2]), 0);        /* p3: never re-posted */
+	T_EQ_INT(deletes_of(vols[3]), 1);        /* p4: in effect, not re-posted */
+	T_CHECK(!volume_there(vols[0]));
+	T_CHECK(volume_there(vols[2]));
 	fx_close(&f);
 	pve_client_free(c);
 }
@@ -966,6 +1159,8 @@ int main(void)
 	T_RUN(t_global_mutation_cap);
 	T_RUN(t_blocked);
 	T_RUN(t_recovery_cases);
+	T_RUN(t_planned_stop_of_customer_guest_is_pending);
+	T_RUN(t_recovery_backup_prune);
 	T_RUN(t_signed_op_outcome_in_outbox_once);
 	sim_stop(&S);
 	return t_done();

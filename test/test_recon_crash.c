@@ -3,7 +3,9 @@
  * desired state (power and config changes on fresh guests, memory not
  * MiB-aligned) and a batch of jobs (a signed destroy, a signed snapshot, an
  * unsigned snapshot, an unsigned destroy that must stay
- * pending_signature). The daemon is killed with SIGKILL at random points,
+ * pending_signature, and a signed stop for every desired guest the plan
+ * stops: the seeded guests are customer guests, so the plan's own stop is
+ * held for a signature and the signed one does it). The daemon is killed with SIGKILL at random points,
  * several times a round, and restarted; after the last kill of a round the
  * journal it left is resolved with `--replay-journal` (after a dry run).
  * Then the round runs to convergence and the daemon stops cleanly.
@@ -324,11 +326,15 @@ static void guest_view(const struct json *guests, int vmid, const char *snap, st
 
 /* --------------------------------------------------------------- rounds */
 
+#define IDS_MAX (4 + PER_ROUND_DESIRED)
+
 struct want {
 	int desired[PER_ROUND_DESIRED];
 	bool desired_running[PER_ROUND_DESIRED];
 	int destroy_signed, snap_signed, snap_unsigned, destroy_unsigned;
-	char ids[4][32];
+	size_t nids;
+	char ids[IDS_MAX][32];
+	const char *want_out[IDS_MAX];
 };
 
 static int seeded_running(int vmid)
@@ -340,7 +346,6 @@ static int seeded_running(int vmid)
  * the guests are as desired. */
 static bool converged(const struct want *w, bool report)
 {
-	static const char *const want_out[4] = { "executed", "executed", "executed", "pending_signature" };
 	struct json *res = ctl_json(1, "/op-results"), *guests = ctl_json(0, "/guests");
 	const struct json *all = res ? json_get(res, "results") : NULL;
 	struct guest_view v;
@@ -348,7 +353,7 @@ static bool converged(const struct want *w, bool report)
 	size_t i, k;
 	char snap[32];
 
-	for (i = 0; ok && i < 4; i++) {
+	for (i = 0; ok && i < w->nids; i++) {
 		const struct json *l = json_get(all, w->ids[i]);
 
 		if (!l || l->type != JSON_ARRAY || !l->n) {
@@ -361,10 +366,10 @@ static bool converged(const struct want *w, bool report)
 			const char *o = "";
 
 			json_str(json_get(l->items[k], "outcome"), &o);
-			if (strcmp(o, want_out[i])) {
+			if (strcmp(o, w->want_out[i])) {
 				ok = false;
 				if (report)
-					printf("  %s: outcome %s, want %s\n", w->ids[i], o, want_out[i]);
+					printf("  %s: outcome %s, want %s\n", w->ids[i], o, w->want_out[i]);
 			}
 		}
 	}
@@ -451,6 +456,9 @@ static void run_round(struct agent *a, int round, int *next_guest)
 	snprintf(w.ids[1], sizeof(w.ids[1]), "r%d-snap-signed", round);
 	snprintf(w.ids[2], sizeof(w.ids[2]), "r%d-snap", round);
 	snprintf(w.ids[3], sizeof(w.ids[3]), "r%d-destroy-unsigned", round);
+	w.want_out[0] = w.want_out[1] = w.want_out[2] = "executed";
+	w.want_out[3] = "pending_signature";
+	w.nids = 4;
 	buf_reset(&doc);
 	buf_appendz(&doc, "{\"ops\":[");
 	signed_entry(&doc, w.ids[0], "destroy", w.destroy_signed, "{}");
@@ -462,8 +470,18 @@ static void run_round(struct agent *a, int round, int *next_guest)
 	}
 	buf_printf(&doc, ",{\"id\":\"%s\",\"action\":{\"op\":\"snapshot\",\"guest_id\":%d,\"params\":{\"name\":\"cu%d\"}}}",
 		   w.ids[2], w.snap_unsigned, w.snap_unsigned);
-	buf_printf(&doc, ",{\"id\":\"%s\",\"action\":{\"op\":\"destroy\",\"guest_id\":%d}}]}", w.ids[3],
+	buf_printf(&doc, ",{\"id\":\"%s\",\"action\":{\"op\":\"destroy\",\"guest_id\":%d}}", w.ids[3],
 		   w.destroy_unsigned);
+	/* the stops the plan wants, signed (the plan's own are held) */
+	for (i = 0; i < PER_ROUND_DESIRED; i++) {
+		if (w.desired_running[i])
+			continue;
+		snprintf(w.ids[w.nids], sizeof(w.ids[0]), "r%d-stop-%d", round, w.desired[i]);
+		w.want_out[w.nids] = "executed";
+		signed_entry(&doc, w.ids[w.nids], "stop", w.desired[i], "{}");
+		w.nids++;
+	}
+	buf_appendz(&doc, "]}");
 	T_EQ_INT(hubsim_control(&H, "POST", "/signed-ops", buf_str(&doc), NULL, 0), 200);
 	buf_free(&doc);
 	for (i = 0; i < PER_ROUND_DESIRED; i++) {
