@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -93,5 +94,43 @@ int priv_mkfs(struct priv *p, const char *dev, const char *fstype, struct priv_e
  * mount points are allowed only to root@pam, never to an API token. */
 int priv_pct_set_bind_mp(struct priv *p, int vmid, int mp_index, const char *host_path,
 			 const char *guest_path, bool read_only, struct priv_err *err);
+
+/* ---- disk management (disk.h) ---- */
+
+/* `lsblk --json --bytes --list --output PRIV_LSBLK_COLUMNS`: every block
+ * device, one flat list (parents by PKNAME). Why not the API: Proxmox's
+ * disk list has no filesystem UUIDs, partitions' parents or mount points. */
+#define PRIV_LSBLK_COLUMNS "NAME,PATH,PKNAME,TYPE,SIZE,RO,RM,ROTA,TRAN,SERIAL,FSTYPE,UUID,LABEL,PTTYPE,MOUNTPOINTS"
+int priv_lsblk(struct priv *p, struct buf *out, struct priv_err *err);
+
+/* `dd if=DEV bs=1048576 skip=MIB count=1 iflag=fullblock status=none`:
+ * the MiB at offset MIB MiB (less at the end of the device), for the
+ * "non-zero sampled sectors" test of a device without signatures.
+ * mib <= PRIV_SAMPLE_MAX_MIB. Why not the API: no raw reads there. */
+#define PRIV_SAMPLE_MAX_MIB ((uint64_t)1 << 40)
+int priv_read_sample(struct priv *p, const char *dev, uint64_t mib, struct buf *out, struct priv_err *err);
+
+/* `wipefs -a DEV`: erases every signature of DEV (the signed storage_wipe
+ * only). Why not the API: Proxmox wipes only disks it is about to use. */
+int priv_wipefs_all(struct priv *p, const char *dev, struct priv_err *err);
+
+/* `pct set VMID -delete mpN`. Why not the API: a bind mount point's removal
+ * is refused to API tokens like its creation. */
+int priv_pct_delete_mp(struct priv *p, int vmid, int mp_index, struct priv_err *err);
+
+/* Persistent host mounts are systemd mount units, made by PID 1 (the
+ * agent's sandbox has its own mount namespace, and /etc is read-only in
+ * it). unit names: [A-Za-z0-9_][A-Za-z0-9_-]*.mount, at most 200 bytes.
+ *
+ * `install -D -m 0644 SRC DST`: copies a unit file the agent wrote (SRC)
+ * to a root-owned place (DST, same basename, not a system path). */
+int priv_unit_install(struct priv *p, const char *src, const char *dst, struct priv_err *err);
+/* `systemctl enable --now PATH`: links the unit file at PATH (not a
+ * system path) into systemd's search path, enables and starts it. */
+int priv_unit_enable_now(struct priv *p, const char *unit_path, struct priv_err *err);
+/* `systemctl disable --now UNIT`: stops (unmounts) and unlinks a unit. */
+int priv_unit_disable_now(struct priv *p, const char *unit_name, struct priv_err *err);
+/* `rm -f -- PATH`: removes an installed unit file (PATH as for enable). */
+int priv_unit_remove(struct priv *p, const char *path, struct priv_err *err);
 
 #endif

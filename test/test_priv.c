@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -683,6 +684,165 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return remove(path);
 }
 
+/* ---- disk management commands ---- */
+
+T_TEST(t_disk_commands)
+{
+	struct priv *p = mk_direct();
+	struct buf out;
+	char want[4096];
+	char *got;
+
+	buf_init(&out, 2 << 20);
+	fake("lsblk", "printf '{\"blockdevices\":[]}'");
+	fake("dd", "printf 'abc'");
+	fake("wipefs", NULL);
+	fake("pct", NULL);
+	fake("install", NULL);
+	fake("systemctl", NULL);
+	fake("rm", NULL);
+	rec_clear();
+	T_OK(priv_lsblk(p, &out, NULL));
+	T_EQ_STR(buf_str(&out), "{\"blockdevices\":[]}");
+	buf_reset(&out);
+	T_OK(priv_read_sample(p, "/dev/sdb", 12345, &out, NULL));
+	T_EQ_STR(buf_str(&out), "abc");
+	T_OK(priv_wipefs_all(p, "/dev/sdb1", NULL));
+	T_OK(priv_pct_delete_mp(p, 101, 7, NULL));
+	T_OK(priv_unit_install(p, "/var/lib/felhom-agent/units/mnt-felhom-ab12.mount",
+			       "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_enable_now(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_disable_now(p, "mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_remove(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	snprintf(want, sizeof want,
+		 "%s/lsblk\n--json\n--bytes\n--list\n--output\n" PRIV_LSBLK_COLUMNS "\n--\n"
+		 "%s/dd\nif=/dev/sdb\nbs=1048576\nskip=12345\ncount=1\niflag=fullblock\nstatus=none\n--\n"
+		 "%s/wipefs\n-a\n/dev/sdb1\n--\n"
+		 "%s/pct\nset\n101\n-delete\nmp7\n--\n"
+		 "%s/install\n-D\n-m\n0644\n/var/lib/felhom-agent/units/mnt-felhom-ab12.mount\n"
+		 "/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n"
+		 "%s/systemctl\nenable\n--now\n/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n"
+		 "%s/systemctl\ndisable\n--now\nmnt-felhom-ab12.mount\n--\n"
+		 "%s/rm\n-f\n--\n/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n",
+		 g_bin, g_bin, g_bin, g_bin, g_bin, g_bin, g_bin, g_bin);
+	got = rec();
+	T_EQ_STR(got, want);
+	free(got);
+
+	/* refused before anything runs */
+	rec_clear();
+	T_ERR(priv_read_sample(p, "/dev/../etc/shadow", 0, &out, NULL), FH_ERR_INVAL);
+	T_ERR(priv_read_sample(p, "/etc/shadow", 0, &out, NULL), FH_ERR_INVAL);
+	T_ERR(priv_read_sample(p, "/dev/sdb", PRIV_SAMPLE_MAX_MIB + 1, &out, NULL), FH_ERR_INVAL);
+	T_ERR(priv_wipefs_all(p, "/dev/sdb --force", NULL), FH_ERR_INVAL);
+	T_ERR(priv_wipefs_all(p, "sdb", NULL), FH_ERR_INVAL);
+	T_ERR(priv_pct_delete_mp(p, 99, 0, NULL), FH_ERR_INVAL);
+	T_ERR(priv_pct_delete_mp(p, 101, 256, NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_install(p, "/var/lib/x/a.mount", "/mnt/felhom/.units/b.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_install(p, "/var/lib/x/a.mount", "/etc/systemd/system/a.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_install(p, "/var/lib/x/a.service", "/mnt/a.service", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_install(p, "/var/lib/x/../a.mount", "/mnt/a.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_enable_now(p, "/etc/systemd/system/a.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_enable_now(p, "/mnt/felhom/.units/-a.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_enable_now(p, "mnt-x.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_disable_now(p, "sshd.service", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_disable_now(p, "/mnt/x.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_disable_now(p, "a.b.mount", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_remove(p, "/etc/passwd", NULL), FH_ERR_INVAL);
+	T_ERR(priv_unit_remove(p, "/mnt/felhom/.units/x.mount/../../y", NULL), FH_ERR_INVAL);
+	T_CHECK(rec_absent());
+	buf_free(&out);
+	priv_free(p);
+}
+
+/* The sudoers rules for the disk commands (docs/systemd/felhom-agent.sudoers)
+ * allow exactly the argv the backend builds in sudo mode, and not a
+ * variant with one more option or a system path. */
+static bool sudoers_allows(const char *text, const char *alias, const char *tool_path, const char *args)
+{
+	char head[128], spec[4096], pat[4096];
+	const char *p, *e;
+	size_t n, i, o = 0;
+	bool ok = false;
+
+	snprintf(head, sizeof head, "Cmnd_Alias %s = %s ", alias, tool_path);
+	p = strstr(text, head);
+	if (!p)
+		return false;
+	p += strlen(head);
+	e = strchr(p, '\n');
+	n = e ? (size_t)(e - p) : strlen(p);
+	if (n >= sizeof spec)
+		return false;
+	memcpy(spec, p, n);
+	spec[n] = '\0';
+	for (i = 0; spec[i]; i++) { /* sudoers escapes \, \: \= \\ */
+		if (spec[i] == '\\' && strchr(",:=\\", spec[i + 1]))
+			i++;
+		pat[o++] = spec[i];
+	}
+	pat[o] = '\0';
+	if (pat[0] == '^') {
+		regex_t re;
+		if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0)
+			return false;
+		ok = regexec(&re, args, 0, NULL, 0) == 0;
+		regfree(&re);
+	} else {
+		ok = strcmp(pat, args) == 0;
+	}
+	return ok;
+}
+
+T_TEST(t_disk_sudoers)
+{
+	char *text = t_slurp("docs/systemd/felhom-agent.sudoers", NULL);
+
+	T_CHECK(text != NULL);
+	if (!text)
+		return;
+	T_CHECK(sudoers_allows(text, "FELHOM_LSBLK", "/usr/bin/lsblk",
+			       "--json --bytes --list --output " PRIV_LSBLK_COLUMNS));
+	T_CHECK(!sudoers_allows(text, "FELHOM_LSBLK", "/usr/bin/lsblk",
+				"--json --bytes --list --output " PRIV_LSBLK_COLUMNS " /dev/sda"));
+	T_CHECK(sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
+			       "if=/dev/sdb bs=1048576 skip=12345 count=1 iflag=fullblock status=none"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
+				"if=/dev/sdb of=/dev/sda bs=1048576 skip=1 count=1 iflag=fullblock status=none"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
+				"if=/etc/shadow bs=1048576 skip=0 count=1 iflag=fullblock status=none"));
+	T_CHECK(sudoers_allows(text, "FELHOM_WIPEFS_ALL", "/usr/sbin/wipefs", "-a /dev/sdb1"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_WIPEFS_ALL", "/usr/sbin/wipefs", "-a /dev/sdb1 --force"));
+	T_CHECK(sudoers_allows(text, "FELHOM_PCT_DEL_MP", "/usr/sbin/pct", "set 101 -delete mp7"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_PCT_DEL_MP", "/usr/sbin/pct", "set 101 -delete rootfs"));
+	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
+			       "-D -m 0644 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
+			       "/mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
+				"-D -m 0644 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
+				"/etc/systemd/system/mnt-felhom-ab12.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
+				"-D -m 4755 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
+				"/mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl",
+			       "enable --now /mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl",
+				"enable --now /mnt/felhom/.units/../../etc/x.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl", "enable --now sshd.service"));
+	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl",
+			       "disable --now mnt-felhom-ab12.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl", "disable --now -.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl", "disable --now sshd.service"));
+	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm",
+			       "-f -- /mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm", "-rf -- /mnt/felhom"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm", "-f -- /etc/passwd"));
+	/* every disk alias is granted */
+	T_CHECK(strstr(text, "FELHOM_LSBLK, FELHOM_DD_SAMPLE, FELHOM_WIPEFS_ALL, FELHOM_PCT_DEL_MP, "
+			     "FELHOM_UNIT_INSTALL, FELHOM_UNIT_ENABLE, FELHOM_UNIT_DISABLE, FELHOM_UNIT_REMOVE") != NULL);
+	free(text);
+}
+
 int main(void)
 {
 	t_tmpdir(g_dir, sizeof g_dir);
@@ -707,6 +867,8 @@ int main(void)
 	T_RUN(t_spawn_failures);
 	T_RUN(t_child_environment);
 	T_RUN(t_validation_rejects);
+	T_RUN(t_disk_commands);
+	T_RUN(t_disk_sudoers);
 
 	nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return t_done();

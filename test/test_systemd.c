@@ -294,7 +294,8 @@ static int any_rule(const struct rule *r, size_t nr, const char *tool, const cha
 
 T_TEST(t_sudoers_rules_match_priv_argv)
 {
-	static const char *const tools[] = { "pct", "mount", "smartctl", "sensors", "wipefs", "blkid", "mkfs", NULL };
+	static const char *const tools[] = { "pct",   "mount", "smartctl", "sensors",   "wipefs", "blkid", "mkfs",
+					     "lsblk", "dd",    "install",  "systemctl", "rm",     NULL };
 	char bin[300], sudo[300], logf[300], script[700], path[400];
 	struct rule rules[32];
 	struct priv_opts o;
@@ -307,7 +308,7 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 	if (!text)
 		return;
 	nr = parse_rules(text, rules, 32);
-	T_EQ_INT(nr, 8);
+	T_EQ_INT(nr, 16);
 	for (i = 0; i < nr; i++) {
 		regex_t re;
 		size_t n = strlen(rules[i].args);
@@ -355,6 +356,15 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 	T_OK(priv_mkfs(p, "/dev/sdc", "ext4", NULL));
 	T_OK(priv_pct_set_bind_mp(p, 101, 0, "/mnt/data/cust-101", "/data", false, NULL));
 	T_OK(priv_pct_set_bind_mp(p, 101, 3, "/media/usb1/x", "/srv/media", true, NULL));
+	T_OK(priv_lsblk(p, &b, NULL));
+	T_OK(priv_read_sample(p, "/dev/sdb", 12345, &b, NULL));
+	T_OK(priv_wipefs_all(p, "/dev/sdb1", NULL));
+	T_OK(priv_pct_delete_mp(p, 101, 7, NULL));
+	T_OK(priv_unit_install(p, "/var/lib/felhom-agent/units/mnt-felhom-ab12.mount",
+			       "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_enable_now(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_disable_now(p, "mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_unit_remove(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
 	buf_free(&b);
 	priv_free(p);
 
@@ -385,7 +395,7 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 				t_failf(__FILE__, __LINE__, "a sudoers rule also allows: %s %s", tool, more);
 		}
 	}
-	T_EQ_INT(calls, 10);
+	T_EQ_INT(calls, 18);
 	/* shapes priv.c refuses are refused by sudoers too */
 	T_CHECK(!any_rule(rules, nr, "pct", "set 101 -mp0 /dev/sda,mp=/data"));
 	T_CHECK(!any_rule(rules, nr, "pct", "set 101 -mp0 /etc,mp=/data"));
