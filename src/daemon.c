@@ -26,6 +26,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "audit.h"
+#include "disk.h"
 #include "err.h"
 #include "gate.h"
 #include "idem.h"
@@ -47,6 +48,7 @@
 #define RELOAD_LEASE_MS 30000
 #define STALE_GRACE_S 60
 #define REPORT_CAP (64u * 1024 * 1024)
+#define DAEMON_MOUNT_ROOT(c) NULL
 
 /* ---------------------------------------------------------------- time */
 
@@ -263,6 +265,7 @@ void daemon_engine_close(struct daemon_engine *e)
 		recon_cancel(e->recon);
 		recon_free(e->recon);
 	}
+	disk_free(e->disk);     /* after the engine: its executor */
 	gate_free(e->gate);
 	store_close(e->st);
 	if (e->lock_fd >= 0)
@@ -316,7 +319,29 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 		goto out;
 	}
 	if (with_recon) {
+		struct disk_opts dko;
+		struct priv_opts pr;
+		char units[PATH_MAX];
+
 		pve_opts_of(c, &po);
+		priv_opts_of(c, &pr);
+		if ((size_t)snprintf(units, sizeof(units), "%s/units", c->state_dir) >= sizeof(units)) {
+			r = FH_ERR_CONFIG;
+			snprintf(why, whylen, "state_dir too long");
+			goto out;
+		}
+		memset(&dko, 0, sizeof(dko));
+		dko.priv = &pr;
+		dko.pve = &po;
+		dko.st = e.st;
+		dko.host_id = go.host_id;
+		dko.mount_root = DAEMON_MOUNT_ROOT(c);
+		dko.unit_stage_dir = units;
+		r = disk_new(&dko, &e.disk, err, sizeof(err));
+		if (r) {
+			snprintf(why, whylen, "disk management: %s", err);
+			goto out;
+		}
 		memset(&ro, 0, sizeof(ro));
 		ro.st = e.st;
 		ro.gate = e.gate;
@@ -330,6 +355,8 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 		ro.audit_max = (uint64_t)c->recon.audit_max_entries;
 		ro.idem_retention_s = c->recon.idempotency_retention_seconds;
 		ro.on_result = on_result;
+		ro.exec_host = disk_exec_wipe;
+		ro.exec_host_ctx = e.disk;
 		r = recon_new(&ro, &e.recon, err, sizeof(err));
 		if (r) {
 			snprintf(why, whylen, "%s", err);
@@ -1056,6 +1083,25 @@ static void localapi_event(void *ctx, const struct lapi_event *ev)
 		  "suppressed", ev->suppressed ? i2s(sup, sizeof(sup), (int64_t)ev->suppressed) : "", NULL);
 }
 
+/* The disk endpoints, answered by disk management (disk.h). */
+static int localapi_disks(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+			  struct buf *data, char *err, size_t errlen)
+{
+	struct disk *dk = ctx;
+
+	switch (op) {
+	case LAPI_DISK_LIST:
+		return disk_list(dk, vmid, status, data, err, errlen);
+	case LAPI_DISK_ASSIGN:
+		return disk_assign(dk, vmid, body, len, status, data, err, errlen);
+	case LAPI_DISK_EJECT:
+		return disk_eject(dk, vmid, body, len, status, data, err, errlen);
+	case LAPI_DISK_FORMAT:
+		return disk_format(dk, vmid, body, len, status, data, err, errlen);
+	}
+	return FH_ERR_INVAL;
+}
+
 static bool localapi_disabled(const struct cfg *c)
 {
 	return c->localapi.listen_set && c->localapi.listen && !*c->localapi.listen;
@@ -1098,6 +1144,8 @@ static void localapi_start(struct daemon *d)
 	d->lapi_warned = false;
 	if (!d->lapi)
 		return;
+	if (d->eng.disk)
+		lapi_set_disks(d->lapi, localapi_disks, d->eng.disk);
 	if (d->st.last_report_at > 0 && !d->st.parked && !d->failures)
 		lapi_note_hub(d->lapi, d->st.last_report_at);
 	log_event(LOG_INFO, "localapi.start", "listen", lo.listen ? lo.listen : "bridge " LAPI_DEFAULT_BRIDGE, "port",
@@ -1367,7 +1415,8 @@ static void prune(struct daemon *d)
 	d->next_prune_ms = mono_ms() + DAEMON_PRUNE_PERIOD_MS;
 	if (jrnl_prune(d->eng.st, (uint64_t)c->recon.journal_keep_closed, 256, &n) ||
 	    idem_prune(d->eng.st, now, 256, &n) || nonce_prune(d->eng.st, now - c->authz.clock_skew_seconds, 256, &k) ||
-	    audit_prune(d->eng.st, (uint64_t)c->recon.audit_max_entries, 256, &n))
+	    audit_prune(d->eng.st, (uint64_t)c->recon.audit_max_entries, 256, &n) ||
+	    (d->eng.disk && disk_pending_prune(d->eng.disk, now, NULL)))
 		log_event(LOG_WARN, "recon.prune_failed", "msg", "store pruning failed; retried next hour", NULL);
 }
 

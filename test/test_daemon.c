@@ -1338,6 +1338,10 @@ T_TEST(t_localapi_in_daemon)
 	T_EQ_INT(s, 200);
 	T_CHECK(strstr(b.b, "\"ok\":true") != NULL);
 	T_EQ_INT(lapi_get(p1, "/storage", pin, "felhom-not-a-token", &b), 401);
+	/* disk management is wired (its privileged backend is /bin/false here:
+	 * lsblk fails, 503 — not the 501 of an API without it) */
+	T_EQ_INT(lapi_get(p1, "/disks", pin, tok, &b), 503);
+	T_CHECK(strstr(b.b, "\"ok\":false") != NULL);
 	T_EQ_INT(lapi_get(p1, "/healthz", pin, NULL, &b), 200);
 	/* ready once the hub took a report and Proxmox was read */
 	for (i = 0; i < 100 && (s = lapi_get(p1, "/readyz", pin, NULL, &b)) != 200; i++)
