@@ -39,6 +39,21 @@ struct cfg_addr {            /* localapi.guest_addresses entry */
 	char *addr;
 };
 
+/* Bounds of the list- and object-valued keys. */
+#define CFG_MAX_BACKUP_GUESTS 4096   /* backup.guests entries */
+#define CFG_MAX_GOLDEN 256           /* backup.golden_archives entries */
+#define CFG_MAX_MONITORS 64          /* localapi.monitor_addresses entries */
+
+/* backup.guests entry: one guest's overrides of the backup section. A field
+ * not given in the entry is "unset" and the section value applies. */
+struct cfg_backup_guest {
+	int vmid;
+	int enabled;                 /* -1 unset, 0 false, 1 true */
+	int64_t interval_seconds;    /* 0 unset, else 3600..31536000 */
+	int64_t keep_last;           /* 0 unset, else 1..1000 */
+	char *storage;               /* NULL unset, else a storage id */
+};
+
 struct cfg {
 	char *source;            /* the file read, or "" */
 	char *state_dir;
@@ -71,6 +86,8 @@ struct cfg {
 		bool listen_set;     /* "" disables; unset = bridge default */
 		struct cfg_addr *guest_addresses;
 		size_t naddrs;
+		char **monitor_addresses;  /* NULL-terminated numeric IPs allowed /healthz, /readyz */
+		size_t nmonitors;
 	} localapi;
 	struct {
 		int64_t max_parallel_guests;   /* serializer lanes run at once (4) */
@@ -85,7 +102,17 @@ struct cfg {
 	} recon;
 	struct {
 		char *storage, *mode, *compress;
+		bool enabled;                  /* (true) no storage also means disabled */
+		int64_t interval_seconds;      /* between successful backups (86400) */
+		int64_t keep_last;             /* archives kept per guest (7) */
+		struct cfg_backup_guest *guests;  /* per-guest overrides, sorted by vmid */
+		size_t nguests;
+		char **golden_archives;        /* NULL-terminated volids never pruned */
+		size_t ngolden;
 	} backup;
+	struct {
+		char *mount_root;              /* absolute, no ".." ("/mnt/felhom") */
+	} storage;
 	struct {
 		char *level, *format;
 	} log;

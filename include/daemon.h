@@ -82,6 +82,7 @@ struct daemon_opts {
 };
 
 struct store;
+struct backup;
 struct disk;
 struct gate;
 struct recon;
@@ -94,13 +95,15 @@ struct daemon_engine {
 	struct gate *gate;           /* signers from authz.*, host id hub.host_id ("local" when unset) */
 	struct recon *recon;         /* NULL unless asked for */
 	struct disk *disk;           /* with recon: disk management, the executor of storage_wipe */
+	struct backup *backup;       /* with recon: the local API's backups (backup.h) */
 };
 
 /* Takes the engine lock, opens the store and the gate, and with with_recon
  * the engine (its Proxmox clients from the proxmox section, limits from
  * recon.*) and disk management (disk.h: privileged, proxmox,
  * storage.mount_root, units staged in STATE_DIR/units), which executes
- * signed storage_wipe ops for the engine. why gets one line naming what failed. FH_ERR_LOCKED (another
+ * signed storage_wipe ops for the engine, and the backups of the local API
+ * (backup.h: the backup section). why gets one line naming what failed. FH_ERR_LOCKED (another
  * process holds STATE_DIR), FH_ERR_CONFIG, FH_ERR_STORE, FH_ERR_IO,
  * FH_ERR_NOMEM; nothing is kept open on error. */
 int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engine *out, char *why, size_t whylen);

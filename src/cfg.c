@@ -1,6 +1,7 @@
 /* cfg.c — configuration loading, overrides, validation; see cfg.h. */
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@
 #include "log.h"
 #include "tlspin.h"
 
-enum ktype { K_STR, K_SECRET, K_BOOL, K_INT, K_STRLIST, K_ADDRMAP };
+enum ktype { K_STR, K_SECRET, K_BOOL, K_INT, K_STRLIST, K_ADDRMAP, K_BACKUPMAP };
 
 struct key {
 	const char *section;     /* NULL = top level */
@@ -72,6 +73,7 @@ static const struct key keys[] = {
 
 	{ "localapi", "listen", K_STR, O(localapi.listen), NULL, 0, 0, 0 },
 	{ "localapi", "guest_addresses", K_ADDRMAP, O(localapi.guest_addresses), NULL, 0, 0, 0 },
+	{ "localapi", "monitor_addresses", K_STRLIST, O(localapi.monitor_addresses), NULL, 0, 0, 0 },
 
 	{ "recon", "max_parallel_guests", K_INT, O(recon.max_parallel_guests), "4", 1, 64, 0 },
 	{ "recon", "max_queued_per_guest", K_INT, O(recon.max_queued_per_guest), "16", 1, 1024, 0 },
@@ -87,6 +89,13 @@ static const struct key keys[] = {
 	{ "backup", "storage", K_STR, O(backup.storage), NULL, 0, 0, 0 },
 	{ "backup", "mode", K_STR, O(backup.mode), "snapshot", 0, 0, 0 },
 	{ "backup", "compress", K_STR, O(backup.compress), "zstd", 0, 0, 0 },
+	{ "backup", "enabled", K_BOOL, O(backup.enabled), "true", 0, 0, 0 },
+	{ "backup", "interval_seconds", K_INT, O(backup.interval_seconds), "86400", 3600, 31536000, 0 },
+	{ "backup", "keep_last", K_INT, O(backup.keep_last), "7", 1, 1000, 0 },
+	{ "backup", "guests", K_BACKUPMAP, O(backup.guests), NULL, 0, 0, 0 },
+	{ "backup", "golden_archives", K_STRLIST, O(backup.golden_archives), NULL, 0, 0, 0 },
+
+	{ "storage", "mount_root", K_STR, O(storage.mount_root), "/mnt/felhom", 0, 0, 0 },
 
 	{ "log", "level", K_STR, O(log.level), "info", 0, 0, 0 },
 	{ "log", "format", K_STR, O(log.format), "logfmt", 0, 0, 0 },
@@ -94,7 +103,7 @@ static const struct key keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = { "proxmox", "privileged", "hub", "authz", "localapi", "recon", "backup",
-					 "log" };
+					 "storage", "log" };
 
 /* Where a value came from, for error messages. */
 struct origin {
@@ -150,6 +159,100 @@ static void free_addrs(struct cfg *c)
 	free(c->localapi.guest_addresses);
 	c->localapi.guest_addresses = NULL;
 	c->localapi.naddrs = 0;
+}
+
+static void free_backup_guests(struct cfg *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->backup.nguests; i++)
+		free(c->backup.guests[i].storage);
+	free(c->backup.guests);
+	c->backup.guests = NULL;
+	c->backup.nguests = 0;
+}
+
+/* A Proxmox storage id: [A-Za-z][A-Za-z0-9_.-]{0,62}. */
+static int valid_storage_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63 || !isalpha((unsigned char)s[0]))
+		return 0;
+	for (; *s; s++) {
+		if (!isalnum((unsigned char)*s) && !strchr("-_.", *s))
+			return 0;
+	}
+	return 1;
+}
+
+/* A volume id "storage:path": storage id, then [A-Za-z0-9_.:/+-], no "..",
+ * at most 255 bytes in all. */
+static int valid_volid(const char *s)
+{
+	const char *colon = strchr(s, ':');
+	char sid[64];
+	size_t n = strlen(s);
+
+	if (!colon || n > 255 || colon == s || (size_t)(colon - s) >= sizeof(sid) || !colon[1] || strstr(s, ".."))
+		return 0;
+	memcpy(sid, s, (size_t)(colon - s));
+	sid[colon - s] = '\0';
+	if (!valid_storage_id(sid))
+		return 0;
+	for (; *s; s++) {
+		if (!isalnum((unsigned char)*s) && !strchr("-_.:/+", *s))
+			return 0;
+	}
+	return 1;
+}
+
+/* A numeric IPv4 or IPv6 address (no names, no zone, no prefix). */
+static int valid_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	if (strlen(s) > 45)
+		return 0;
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* The list keys: where the count lives, the cap, the entry check. */
+struct strlist_kind {
+	size_t off, noff;
+	size_t max;
+	size_t max_len;
+	int (*ok)(const char *);
+	const char *want;
+};
+
+static const struct strlist_kind strlists[] = {
+	{ O(authz.signers), O(authz.nsigners), 256, 16384, NULL, "string" },
+	{ O(backup.golden_archives), O(backup.ngolden), CFG_MAX_GOLDEN, 255, valid_volid,
+	  "a volume id STORAGE:PATH" },
+	{ O(localapi.monitor_addresses), O(localapi.nmonitors), CFG_MAX_MONITORS, 45, valid_ip,
+	  "a numeric IPv4 or IPv6 address" },
+};
+
+static const struct strlist_kind *strlist_of(const struct key *k)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(strlists) / sizeof(strlists[0]); i++) {
+		if (strlists[i].off == k->off)
+			return &strlists[i];
+	}
+	return NULL;
+}
+
+static char ***strlist_slot(struct cfg *c, const struct strlist_kind *sk)
+{
+	return (char ***)(void *)((char *)c + sk->off);
+}
+
+static size_t *strlist_count(struct cfg *c, const struct strlist_kind *sk)
+{
+	return (size_t *)(void *)((char *)c + sk->noff);
 }
 
 static int set_str(char **slot, const char *v)
@@ -210,6 +313,109 @@ static int parse_vmid_key(const char *s, int *out)
 	return 0;
 }
 
+static int cmp_guest(const void *a, const void *b)
+{
+	const struct cfg_backup_guest *x = a, *y = b;
+
+	return (x->vmid > y->vmid) - (x->vmid < y->vmid);
+}
+
+/* backup.guests: {"<vmid>": {"enabled":bool, "interval_seconds":N,
+ * "storage":"id", "keep_last":N}, ...}; every field optional, no others. */
+static int store_backup_guests(struct cfg *c, const struct key *k, const struct json *v, const struct origin *o,
+			       char *err, size_t errlen)
+{
+	struct cfg_backup_guest *g;
+	size_t i, j;
+	int64_t iv;
+
+	if (v->type != JSON_OBJECT) {
+		errf(err, errlen, o, k, "wrong type: want object of vmid -> {enabled, interval_seconds, storage, keep_last}");
+		return FH_ERR_CONFIG;
+	}
+	if (v->n > CFG_MAX_BACKUP_GUESTS) {
+		errf(err, errlen, o, k, "too many guests (max %d)", CFG_MAX_BACKUP_GUESTS);
+		return FH_ERR_CONFIG;
+	}
+	g = calloc(v->n ? v->n : 1, sizeof(*g));
+	if (!g)
+		return FH_ERR_NOMEM;
+	for (i = 0; i < v->n; i++) {
+		const struct json *e = v->items[i];
+		const char *vk = v->keys[i];
+		g[i].enabled = -1;
+		if (parse_vmid_key(vk, &g[i].vmid)) {
+			errf(err, errlen, o, k, "key \"%.32s\": want a vmid (100..999999999)", vk);
+			goto fail;
+		}
+		for (j = 0; j < i; j++) {
+			if (g[j].vmid == g[i].vmid) {
+				errf(err, errlen, o, k, "%s: listed twice", vk);
+				goto fail;
+			}
+		}
+		if (e->type != JSON_OBJECT) {
+			errf(err, errlen, o, k, "%s: wrong type: want object", vk);
+			goto fail;
+		}
+		for (j = 0; j < e->n; j++) {
+			const char *f = e->keys[j];
+			const struct json *fv = e->items[j];
+			if (!strcmp(f, "enabled")) {
+				if (fv->type != JSON_BOOL) {
+					errf(err, errlen, o, k, "%s.enabled: wrong type: want true or false", vk);
+					goto fail;
+				}
+				g[i].enabled = fv->b ? 1 : 0;
+			} else if (!strcmp(f, "interval_seconds") || !strcmp(f, "keep_last")) {
+				int iv_ok = !json_int_strict(fv, &iv);
+				int is_iv = f[0] == 'i';
+				int64_t lo = is_iv ? 3600 : 1, hi = is_iv ? 31536000 : 1000;
+				if (!iv_ok) {
+					errf(err, errlen, o, k, "%s.%s: wrong type: want integer", vk, f);
+					goto fail;
+				}
+				if (iv < lo || iv > hi) {
+					errf(err, errlen, o, k, "%s.%s: out of range: %lld not in [%lld, %lld]", vk, f,
+					     (long long)iv, (long long)lo, (long long)hi);
+					goto fail;
+				}
+				if (is_iv)
+					g[i].interval_seconds = iv;
+				else
+					g[i].keep_last = iv;
+			} else if (!strcmp(f, "storage")) {
+				if (fv->type != JSON_STRING || strlen(fv->s) != fv->slen || !valid_storage_id(fv->s)) {
+					errf(err, errlen, o, k, "%s.storage: want a storage id", vk);
+					goto fail;
+				}
+				free(g[i].storage);
+				g[i].storage = strdup(fv->s);
+				if (!g[i].storage)
+					goto nomem;
+			} else {
+				errf(err, errlen, o, k, "%s.%.32s: unknown key", vk, f);
+				goto fail;
+			}
+		}
+	}
+	qsort(g, v->n, sizeof(*g), cmp_guest);
+	free_backup_guests(c);
+	c->backup.guests = g;
+	c->backup.nguests = v->n;
+	return 0;
+fail:
+	for (i = 0; i < v->n; i++)
+		free(g[i].storage);
+	free(g);
+	return FH_ERR_CONFIG;
+nomem:
+	for (i = 0; i < v->n; i++)
+		free(g[i].storage);
+	free(g);
+	return FH_ERR_NOMEM;
+}
+
 /* Stores a JSON value into key k. */
 static int store_json(struct cfg *c, const struct key *k, const struct json *v, const struct origin *o,
 		      char *err, size_t errlen)
@@ -248,13 +454,16 @@ static int store_json(struct cfg *c, const struct key *k, const struct json *v, 
 		*(int64_t *)(void *)((char *)c + k->off) = iv;
 		return 0;
 	case K_STRLIST: {
+		const struct strlist_kind *sk = strlist_of(k);
 		char **l;
+		if (!sk)
+			return FH_ERR_INTERNAL;
 		if (v->type != JSON_ARRAY) {
 			errf(err, errlen, o, k, "wrong type: want array of strings");
 			return FH_ERR_CONFIG;
 		}
-		if (v->n > 256) {
-			errf(err, errlen, o, k, "too many entries (max 256)");
+		if (v->n > sk->max) {
+			errf(err, errlen, o, k, "too many entries (max %zu)", sk->max);
 			return FH_ERR_CONFIG;
 		}
 		l = calloc(v->n + 1, sizeof(*l));
@@ -262,9 +471,10 @@ static int store_json(struct cfg *c, const struct key *k, const struct json *v, 
 			return FH_ERR_NOMEM;
 		for (i = 0; i < v->n; i++) {
 			const struct json *e = v->items[i];
-			if (e->type != JSON_STRING || strlen(e->s) != e->slen || e->slen > 16384) {
+			if (e->type != JSON_STRING || strlen(e->s) != e->slen || e->slen > sk->max_len ||
+			    (sk->ok && !sk->ok(e->s))) {
 				free_strlist(l);
-				errf(err, errlen, o, k, "entry %zu: want string", i);
+				errf(err, errlen, o, k, "entry %zu: want %s", i, sk->want);
 				return FH_ERR_CONFIG;
 			}
 			l[i] = strdup(e->s);
@@ -273,11 +483,13 @@ static int store_json(struct cfg *c, const struct key *k, const struct json *v, 
 				return FH_ERR_NOMEM;
 			}
 		}
-		free_strlist(c->authz.signers);
-		c->authz.signers = l;
-		c->authz.nsigners = v->n;
+		free_strlist(*strlist_slot(c, sk));
+		*strlist_slot(c, sk) = l;
+		*strlist_count(c, sk) = v->n;
 		return 0;
 	}
+	case K_BACKUPMAP:
+		return store_backup_guests(c, k, v, o, err, errlen);
 	case K_ADDRMAP: {
 		struct cfg_addr *a = NULL;
 		size_t na = 0;
@@ -463,6 +675,10 @@ static int apply_env_value(struct cfg *c, const struct key *k, const char *v, co
 		*(int64_t *)(void *)((char *)c + k->off) = iv;
 		return 0;
 	case K_STRLIST:
+		if (*v != '[' && k->off != O(authz.signers)) {
+			errf(err, errlen, &o, k, "want a JSON array of strings");
+			return FH_ERR_CONFIG;
+		}
 		if (*v != '[') {
 			/* one signer line per line */
 			const char *s;
@@ -498,6 +714,7 @@ static int apply_env_value(struct cfg *c, const struct key *k, const char *v, co
 		/* fall through: JSON array */
 		/* FALLTHROUGH */
 	case K_ADDRMAP:
+	case K_BACKUPMAP:
 		r = json_parse(v, strlen(v), &cfg_limits, &j, NULL, 0);
 		if (r) {
 			errf(err, errlen, &o, k, "invalid JSON");
@@ -801,6 +1018,24 @@ int cfg_validate(const struct cfg *c, unsigned need, char *err, size_t errlen)
 		errf(err, errlen, &o, find_key(NULL, "state_dir"), "want an absolute path");
 		return FH_ERR_CONFIG;
 	}
+	if (c->storage.mount_root[0] != '/' || strstr(c->storage.mount_root, "/..") ||
+	    strlen(c->storage.mount_root) > 1024) {
+		errf(err, errlen, &o, find_key("storage", "mount_root"), "want an absolute path without \"..\"");
+		return FH_ERR_CONFIG;
+	}
+	if (c->backup.storage && *c->backup.storage && !valid_storage_id(c->backup.storage)) {
+		errf(err, errlen, &o, find_key("backup", "storage"), "want a storage id");
+		return FH_ERR_CONFIG;
+	}
+	if (strcmp(c->backup.mode, "snapshot") && strcmp(c->backup.mode, "suspend") && strcmp(c->backup.mode, "stop")) {
+		errf(err, errlen, &o, find_key("backup", "mode"), "want snapshot, suspend or stop");
+		return FH_ERR_CONFIG;
+	}
+	if (strcmp(c->backup.compress, "zstd") && strcmp(c->backup.compress, "gzip") &&
+	    strcmp(c->backup.compress, "lzo") && strcmp(c->backup.compress, "0")) {
+		errf(err, errlen, &o, find_key("backup", "compress"), "want zstd, gzip, lzo or 0");
+		return FH_ERR_CONFIG;
+	}
 	if (need & CFG_NEED_PROXMOX) {
 		int modes = (c->proxmox.tls_fingerprint && *c->proxmox.tls_fingerprint) +
 			    (c->proxmox.ca_file && *c->proxmox.ca_file) + c->proxmox.insecure_skip_verify;
@@ -876,11 +1111,43 @@ static void print_key(yajl_gen g, const struct cfg *c, const struct key *k)
 	case K_INT:
 		yajl_gen_integer(g, (long long)*(const int64_t *)(const void *)((const char *)c + k->off));
 		break;
-	case K_STRLIST:
+	case K_STRLIST: {
+		const struct strlist_kind *sk = strlist_of(k);
+		char *const *l = sk ? *(char **const *)(const void *)((const char *)c + sk->off) : NULL;
+		size_t nl = sk ? *(const size_t *)(const void *)((const char *)c + sk->noff) : 0;
 		yajl_gen_array_open(g);
-		for (i = 0; i < c->authz.nsigners; i++)
-			gen_str(g, c->authz.signers[i]);
+		for (i = 0; i < nl && l; i++)
+			gen_str(g, l[i]);
 		yajl_gen_array_close(g);
+		break;
+	}
+	case K_BACKUPMAP:
+		yajl_gen_map_open(g);
+		for (i = 0; i < c->backup.nguests; i++) {
+			const struct cfg_backup_guest *bg = &c->backup.guests[i];
+			char vk[16];
+			snprintf(vk, sizeof(vk), "%d", bg->vmid);
+			gen_str(g, vk);
+			yajl_gen_map_open(g);
+			if (bg->enabled >= 0) {
+				gen_str(g, "enabled");
+				yajl_gen_bool(g, bg->enabled);
+			}
+			if (bg->interval_seconds) {
+				gen_str(g, "interval_seconds");
+				yajl_gen_integer(g, (long long)bg->interval_seconds);
+			}
+			if (bg->storage) {
+				gen_str(g, "storage");
+				gen_str(g, bg->storage);
+			}
+			if (bg->keep_last) {
+				gen_str(g, "keep_last");
+				yajl_gen_integer(g, (long long)bg->keep_last);
+			}
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_map_close(g);
 		break;
 	case K_ADDRMAP: {
 		yajl_gen_map_open(g);
@@ -950,6 +1217,9 @@ void cfg_free(struct cfg *c)
 		}
 	}
 	free_strlist(c->authz.signers);
+	free_strlist(c->backup.golden_archives);
+	free_strlist(c->localapi.monitor_addresses);
+	free_backup_guests(c);
 	free_addrs(c);
 	free(c->source);
 	free(c);

@@ -26,6 +26,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "audit.h"
+#include "backup.h"
 #include "disk.h"
 #include "err.h"
 #include "gate.h"
@@ -48,7 +49,7 @@
 #define RELOAD_LEASE_MS 30000
 #define STALE_GRACE_S 60
 #define REPORT_CAP (64u * 1024 * 1024)
-#define DAEMON_MOUNT_ROOT(c) NULL
+#define DAEMON_MOUNT_ROOT(c) ((c)->storage.mount_root)
 
 /* ---------------------------------------------------------------- time */
 
@@ -259,12 +260,14 @@ void daemon_engine_close(struct daemon_engine *e)
 {
 	if (!e)
 		return;
+	backup_stop(e->backup);  /* before the engine: its worker submits retention jobs */
 	if (e->recon) {
 		if (atomic_load(&g_recon) == e->recon)
 			atomic_store(&g_recon, NULL);
 		recon_cancel(e->recon);
 		recon_free(e->recon);
 	}
+	backup_free(e->backup);  /* after the engine: it calls the backups' done callbacks while it stops */
 	disk_free(e->disk);     /* after the engine: its executor */
 	gate_free(e->gate);
 	store_close(e->st);
@@ -313,6 +316,8 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 	go.host_id = c->hub.host_id && *c->hub.host_id ? c->hub.host_id : "local";
 	go.max_lifetime_seconds = c->authz.max_lifetime_seconds;
 	go.clock_skew_seconds = c->authz.clock_skew_seconds;
+	go.golden_archives = (const char *const *)c->backup.golden_archives;
+	go.ngolden = c->backup.ngolden;
 	r = gate_new(&go, &e.gate, err, sizeof(err));
 	if (r) {
 		snprintf(why, whylen, "signers: %s", err);
@@ -361,6 +366,21 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 		if (r) {
 			snprintf(why, whylen, "%s", err);
 			goto out;
+		}
+		{
+			struct backup_opts bo;
+
+			memset(&bo, 0, sizeof(bo));
+			bo.st = e.st;
+			bo.recon = e.recon;
+			bo.pve = &po;
+			bo.cfg = c;
+			bo.host_id = go.host_id;
+			r = backup_new(&bo, &e.backup, err, sizeof(err));
+			if (r) {
+				snprintf(why, whylen, "backup: %s", err);
+				goto out;
+			}
 		}
 	}
 	*out = e;
@@ -1125,6 +1145,8 @@ static void localapi_start(struct daemon *d)
 	lo.store = d->eng.st;
 	lo.guest_addresses = c->localapi.guest_addresses;
 	lo.naddrs = c->localapi.naddrs;
+	lo.monitor_addresses = (const char *const *)c->localapi.monitor_addresses;
+	lo.nmonitor = c->localapi.nmonitors;
 	pve_opts_of(c, &po);
 	priv_opts_of(c, &pr);
 	lo.pve = &po;
@@ -1146,6 +1168,12 @@ static void localapi_start(struct daemon *d)
 		return;
 	if (d->eng.disk)
 		lapi_set_disks(d->lapi, localapi_disks, d->eng.disk);
+	if (d->eng.backup) {
+		struct lapi_backend be;
+
+		backup_lapi_backend(d->eng.backup, &be);
+		lapi_set_backend(d->lapi, &be, d->eng.backup);
+	}
 	if (d->st.last_report_at > 0 && !d->st.parked && !d->failures)
 		lapi_note_hub(d->lapi, d->st.last_report_at);
 	log_event(LOG_INFO, "localapi.start", "listen", lo.listen ? lo.listen : "bridge " LAPI_DEFAULT_BRIDGE, "port",
@@ -1166,7 +1194,8 @@ static bool localapi_settings_changed(const struct cfg *o, const struct cfg *n)
 	size_t i;
 
 	if (o->localapi.listen_set != n->localapi.listen_set || str_diff(o->localapi.listen, n->localapi.listen) ||
-	    o->localapi.naddrs != n->localapi.naddrs || str_diff(o->privileged.mode, n->privileged.mode) ||
+	    o->localapi.naddrs != n->localapi.naddrs || o->localapi.nmonitors != n->localapi.nmonitors ||
+	    str_diff(o->privileged.mode, n->privileged.mode) ||
 	    str_diff(o->privileged.sudo_path, n->privileged.sudo_path) ||
 	    str_diff(o->privileged.path, n->privileged.path) ||
 	    o->privileged.timeout_seconds != n->privileged.timeout_seconds)
@@ -1174,6 +1203,9 @@ static bool localapi_settings_changed(const struct cfg *o, const struct cfg *n)
 	for (i = 0; i < o->localapi.naddrs; i++)
 		if (o->localapi.guest_addresses[i].vmid != n->localapi.guest_addresses[i].vmid ||
 		    str_diff(o->localapi.guest_addresses[i].addr, n->localapi.guest_addresses[i].addr))
+			return true;
+	for (i = 0; i < o->localapi.nmonitors; i++)
+		if (str_diff(o->localapi.monitor_addresses[i], n->localapi.monitor_addresses[i]))
 			return true;
 	return false;
 }
@@ -1548,11 +1580,40 @@ static bool hub_settings_changed(const struct cfg *o, const struct cfg *n)
 #undef DIFF
 }
 
+/* The backup policy, golden archives, disk management and privileged
+ * settings the engine's companions were built from. */
+static bool engine_parts_changed(const struct cfg *o, const struct cfg *n)
+{
+	size_t i;
+
+	if (str_diff(o->backup.storage, n->backup.storage) || str_diff(o->backup.mode, n->backup.mode) ||
+	    str_diff(o->backup.compress, n->backup.compress) || o->backup.enabled != n->backup.enabled ||
+	    o->backup.interval_seconds != n->backup.interval_seconds || o->backup.keep_last != n->backup.keep_last ||
+	    o->backup.nguests != n->backup.nguests || o->backup.ngolden != n->backup.ngolden ||
+	    str_diff(o->storage.mount_root, n->storage.mount_root) || str_diff(o->privileged.mode, n->privileged.mode) ||
+	    str_diff(o->privileged.sudo_path, n->privileged.sudo_path) ||
+	    str_diff(o->privileged.path, n->privileged.path) ||
+	    o->privileged.timeout_seconds != n->privileged.timeout_seconds)
+		return true;
+	for (i = 0; i < o->backup.nguests; i++) {
+		const struct cfg_backup_guest *x = &o->backup.guests[i], *y = &n->backup.guests[i];
+		if (x->vmid != y->vmid || x->enabled != y->enabled || x->interval_seconds != y->interval_seconds ||
+		    x->keep_last != y->keep_last || str_diff(x->storage, y->storage))
+			return true;
+	}
+	for (i = 0; i < o->backup.ngolden; i++)
+		if (str_diff(o->backup.golden_archives[i], n->backup.golden_archives[i]))
+			return true;
+	return false;
+}
+
 /* Settings the engine was built from. */
 static bool engine_settings_changed(const struct cfg *o, const struct cfg *n)
 {
 	size_t i;
 
+	if (engine_parts_changed(o, n))
+		return true;
 	if (str_diff(o->state_dir, n->state_dir) || str_diff(o->proxmox.endpoint, n->proxmox.endpoint) ||
 	    str_diff(o->proxmox.node, n->proxmox.node) || str_diff(o->proxmox.token, n->proxmox.token) ||
 	    str_diff(o->proxmox.ca_file, n->proxmox.ca_file) ||

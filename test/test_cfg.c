@@ -151,6 +151,228 @@ T_TEST(t_validate_semantics)
 	}
 }
 
+T_TEST(t_backup_storage_localapi_defaults)
+{
+	struct cfg *c = NULL;
+	char err[512] = "";
+
+	T_OK(load("{}", NULL, &c, err, sizeof(err)));
+	if (!c)
+		return;
+	T_OK(cfg_validate(c, 0, err, sizeof(err)));
+	T_CHECK(c->backup.enabled);
+	T_EQ_INT(c->backup.interval_seconds, 86400);
+	T_EQ_INT(c->backup.keep_last, 7);
+	T_CHECK(c->backup.storage == NULL);       /* no storage: backups disabled */
+	T_EQ_INT((long long)c->backup.nguests, 0);
+	T_EQ_INT((long long)c->backup.ngolden, 0);
+	T_EQ_STR(c->storage.mount_root, "/mnt/felhom");
+	T_EQ_INT((long long)c->localapi.nmonitors, 0);
+	cfg_free(c);
+}
+
+T_TEST(t_backup_keys_from_file)
+{
+	struct cfg *c = NULL;
+	char err[512] = "";
+
+	T_OK(load("{\"backup\":{\"storage\":\"backup-nas\",\"enabled\":false,\"interval_seconds\":7200,"
+		  "\"keep_last\":3,\"golden_archives\":[\"backup-nas:backup/vzdump-lxc-101-2025_01_01-00_00_00.tar.zst\"],"
+		  "\"guests\":{\"205\":{\"enabled\":true,\"storage\":\"local\"},"
+		  "\"101\":{\"interval_seconds\":3600,\"keep_last\":2},\"150\":{}}},"
+		  "\"storage\":{\"mount_root\":\"/srv/disks\"},"
+		  "\"localapi\":{\"monitor_addresses\":[\"10.10.0.9\",\"fd00::9\"]}}",
+		  NULL, &c, err, sizeof(err)));
+	if (!c) {
+		t_failf(__FILE__, __LINE__, "%s", err);
+		return;
+	}
+	T_OK(cfg_validate(c, 0, err, sizeof(err)));
+	T_CHECK(!c->backup.enabled);
+	T_EQ_INT(c->backup.interval_seconds, 7200);
+	T_EQ_INT(c->backup.keep_last, 3);
+	T_EQ_INT((long long)c->backup.ngolden, 1);
+	T_EQ_STR(c->backup.golden_archives[0], "backup-nas:backup/vzdump-lxc-101-2025_01_01-00_00_00.tar.zst");
+	T_CHECK(c->backup.golden_archives[1] == NULL);
+	T_EQ_INT((long long)c->backup.nguests, 3);
+	if (c->backup.nguests == 3) {
+		/* sorted by vmid; unset fields stay unset */
+		T_EQ_INT(c->backup.guests[0].vmid, 101);
+		T_EQ_INT(c->backup.guests[0].enabled, -1);
+		T_EQ_INT(c->backup.guests[0].interval_seconds, 3600);
+		T_EQ_INT(c->backup.guests[0].keep_last, 2);
+		T_CHECK(c->backup.guests[0].storage == NULL);
+		T_EQ_INT(c->backup.guests[1].vmid, 150);
+		T_EQ_INT(c->backup.guests[1].enabled, -1);
+		T_EQ_INT(c->backup.guests[1].keep_last, 0);
+		T_EQ_INT(c->backup.guests[2].vmid, 205);
+		T_EQ_INT(c->backup.guests[2].enabled, 1);
+		T_EQ_STR(c->backup.guests[2].storage, "local");
+	}
+	T_EQ_STR(c->storage.mount_root, "/srv/disks");
+	T_EQ_INT((long long)c->localapi.nmonitors, 2);
+	T_EQ_STR(c->localapi.monitor_addresses[1], "fd00::9");
+	cfg_free(c);
+}
+
+T_TEST(t_backup_keys_from_env)
+{
+	const char *env[] = { "FELHOM_AGENT_BACKUP_ENABLED=false", "FELHOM_AGENT_BACKUP_INTERVAL_SECONDS=43200",
+			      "FELHOM_AGENT_BACKUP_KEEP_LAST=14", "FELHOM_AGENT_BACKUP_STORAGE=local",
+			      "FELHOM_AGENT_BACKUP_GUESTS={\"102\":{\"keep_last\":1,\"enabled\":true}}",
+			      "FELHOM_AGENT_BACKUP_GOLDEN_ARCHIVES=[\"local:backup/golden.tar.zst\"]",
+			      "FELHOM_AGENT_STORAGE_MOUNT_ROOT=/data/mnt",
+			      "FELHOM_AGENT_LOCALAPI_MONITOR_ADDRESSES=[\"127.0.0.1\",\"::1\"]", NULL };
+	struct cfg *c = NULL;
+	char err[512] = "";
+
+	/* the environment beats the file */
+	T_OK(load("{\"backup\":{\"keep_last\":2,\"guests\":{\"300\":{}}}}", env, &c, err, sizeof(err)));
+	if (!c) {
+		t_failf(__FILE__, __LINE__, "%s", err);
+		return;
+	}
+	T_OK(cfg_validate(c, 0, err, sizeof(err)));
+	T_CHECK(!c->backup.enabled);
+	T_EQ_INT(c->backup.interval_seconds, 43200);
+	T_EQ_INT(c->backup.keep_last, 14);
+	T_EQ_STR(c->backup.storage, "local");
+	T_EQ_INT((long long)c->backup.nguests, 1);
+	if (c->backup.nguests == 1) {
+		T_EQ_INT(c->backup.guests[0].vmid, 102);
+		T_EQ_INT(c->backup.guests[0].keep_last, 1);
+		T_EQ_INT(c->backup.guests[0].enabled, 1);
+	}
+	T_EQ_INT((long long)c->backup.ngolden, 1);
+	T_EQ_STR(c->storage.mount_root, "/data/mnt");
+	T_EQ_INT((long long)c->localapi.nmonitors, 2);
+	cfg_free(c);
+}
+
+T_TEST(t_backup_keys_bad_values_name_the_path)
+{
+	static const struct bad_case cases[] = {
+		{ "{\"backup\":{\"interval_seconds\":60}}",
+		  "backup.interval_seconds: out of range: 60 not in [3600, 31536000]" },
+		{ "{\"backup\":{\"keep_last\":0}}", "backup.keep_last: out of range: 0 not in [1, 1000]" },
+		{ "{\"backup\":{\"keep_last\":1001}}", "backup.keep_last: out of range" },
+		{ "{\"backup\":{\"enabled\":1}}", "backup.enabled: wrong type: want true or false" },
+		{ "{\"backup\":{\"guests\":[]}}", "backup.guests: wrong type: want object" },
+		{ "{\"backup\":{\"guests\":{\"99\":{}}}}", "backup.guests: key \"99\": want a vmid" },
+		{ "{\"backup\":{\"guests\":{\"abc\":{}}}}", "backup.guests: key \"abc\"" },
+		{ "{\"backup\":{\"guests\":{\"101\":5}}}", "backup.guests: 101: wrong type: want object" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"keep_last\":0}}}}",
+		  "backup.guests: 101.keep_last: out of range: 0 not in [1, 1000]" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"interval_seconds\":10}}}}",
+		  "backup.guests: 101.interval_seconds: out of range" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"interval_seconds\":\"1h\"}}}}",
+		  "backup.guests: 101.interval_seconds: wrong type: want integer" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"enabled\":\"yes\"}}}}", "backup.guests: 101.enabled: wrong type" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"storage\":\"../etc\"}}}}",
+		  "backup.guests: 101.storage: want a storage id" },
+		{ "{\"backup\":{\"guests\":{\"101\":{\"keep\":1}}}}", "backup.guests: 101.keep: unknown key" },
+		{ "{\"backup\":{\"guests\":{\"101\":{},\"0101\":{}}}}", "backup.guests: 0101: listed twice" },
+		{ "{\"backup\":{\"golden_archives\":[\"no-colon\"]}}",
+		  "backup.golden_archives: entry 0: want a volume id" },
+		{ "{\"backup\":{\"golden_archives\":[\"local:backup/../x\"]}}", "backup.golden_archives: entry 0" },
+		{ "{\"backup\":{\"golden_archives\":\"local:x\"}}", "backup.golden_archives: wrong type" },
+		{ "{\"localapi\":{\"monitor_addresses\":[\"monitor.example\"]}}",
+		  "localapi.monitor_addresses: entry 0: want a numeric IPv4 or IPv6 address" },
+		{ "{\"localapi\":{\"monitor_addresses\":[\"10.0.0.256\"]}}", "localapi.monitor_addresses: entry 0" },
+		{ "{\"localapi\":{\"monitor_addresses\":[\"10.0.0.1/24\"]}}", "localapi.monitor_addresses: entry 0" },
+		{ "{\"storage\":{\"mount_root\":5}}", "storage.mount_root: wrong type: want string" },
+		{ "{\"storage\":{\"bogus\":\"x\"}}", "storage.bogus: unknown key" },
+	};
+	size_t i;
+	char big[40000];
+	size_t n = 0;
+	struct cfg *c = NULL;
+	char err[512] = "";
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c = NULL;
+		err[0] = '\0';
+		T_ERR(load(cases[i].text, NULL, &c, err, sizeof(err)), FH_ERR_CONFIG);
+		if (!strstr(err, cases[i].want))
+			t_failf(__FILE__, __LINE__, "case %zu: error \"%s\" lacks \"%s\"", i, err, cases[i].want);
+		T_CHECK(c == NULL);
+	}
+	/* bounded: more than CFG_MAX_MONITORS addresses is refused */
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "{\"localapi\":{\"monitor_addresses\":[");
+	for (i = 0; i <= CFG_MAX_MONITORS; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s\"10.0.0.%zu\"", i ? "," : "", i % 250);
+	snprintf(big + n, sizeof(big) - n, "]}}");
+	c = NULL;
+	T_ERR(load(big, NULL, &c, err, sizeof(err)), FH_ERR_CONFIG);
+	T_CHECK(strstr(err, "localapi.monitor_addresses: too many entries") != NULL);
+	/* environment values are checked the same way, naming the variable */
+	{
+		const char *env[] = { "FELHOM_AGENT_BACKUP_GUESTS={\"101\":{\"keep_last\":-1}}", NULL };
+		const char *env2[] = { "FELHOM_AGENT_LOCALAPI_MONITOR_ADDRESSES=10.0.0.1", NULL };
+		c = NULL;
+		T_ERR(load("{}", env, &c, err, sizeof(err)), FH_ERR_CONFIG);
+		T_CHECK(strstr(err, "FELHOM_AGENT_BACKUP_GUESTS: backup.guests: 101.keep_last: out of range") != NULL);
+		T_ERR(load("{}", env2, &c, err, sizeof(err)), FH_ERR_CONFIG);
+		T_CHECK(strstr(err, "FELHOM_AGENT_LOCALAPI_MONITOR_ADDRESSES: localapi.monitor_addresses: want a JSON array") !=
+			NULL);
+	}
+	/* semantic checks at validation */
+	{
+		static const struct bad_case vcases[] = {
+			{ "{\"storage\":{\"mount_root\":\"mnt/felhom\"}}", "storage.mount_root: want an absolute path" },
+			{ "{\"storage\":{\"mount_root\":\"/mnt/../etc\"}}", "storage.mount_root: want an absolute path" },
+			{ "{\"backup\":{\"storage\":\"a/b\"}}", "backup.storage: want a storage id" },
+			{ "{\"backup\":{\"mode\":\"fast\"}}", "backup.mode: want snapshot, suspend or stop" },
+			{ "{\"backup\":{\"compress\":\"xz\"}}", "backup.compress: want zstd, gzip, lzo or 0" },
+		};
+		for (i = 0; i < sizeof(vcases) / sizeof(vcases[0]); i++) {
+			c = NULL;
+			err[0] = '\0';
+			T_OK(load(vcases[i].text, NULL, &c, err, sizeof(err)));
+			if (!c)
+				continue;
+			T_ERR(cfg_validate(c, 0, err, sizeof(err)), FH_ERR_CONFIG);
+			if (!strstr(err, vcases[i].want))
+				t_failf(__FILE__, __LINE__, "vcase %zu: error \"%s\" lacks \"%s\"", i, err,
+					vcases[i].want);
+			cfg_free(c);
+		}
+	}
+}
+
+T_TEST(t_backup_keys_printed)
+{
+	struct cfg *c = NULL;
+	char err[512] = "", path[512];
+	char *text = NULL;
+	FILE *f;
+
+	T_OK(load("{\"backup\":{\"guests\":{\"101\":{\"keep_last\":2,\"enabled\":false}},"
+		  "\"golden_archives\":[\"local:backup/g.tar.zst\"]},\"localapi\":{\"monitor_addresses\":[\"::1\"]}}",
+		  NULL, &c, err, sizeof(err)));
+	if (!c)
+		return;
+	snprintf(path, sizeof(path), "%s/printed.json", dir);
+	f = fopen(path, "w");
+	T_CHECK(f != NULL);
+	if (f) {
+		T_OK(cfg_print(c, f));
+		fclose(f);
+		text = t_slurp(path, NULL);
+	}
+	T_CHECK(text != NULL);
+	if (text) {
+		T_CHECK(strstr(text, "\"101\"") != NULL);
+		T_CHECK(strstr(text, "\"keep_last\": 2") != NULL);
+		T_CHECK(strstr(text, "\"enabled\": false") != NULL);
+		T_CHECK(strstr(text, "local:backup/g.tar.zst") != NULL);
+		T_CHECK(strstr(text, "\"mount_root\": \"/mnt/felhom\"") != NULL);
+		T_CHECK(strstr(text, "\"::1\"") != NULL);
+	}
+	free(text);
+	cfg_free(c);
+}
+
 T_TEST(t_secret_by_file_and_credential)
 {
 	char tokpath[512], credir[512], credfile[600], text[1024], err[512] = "";
@@ -271,6 +493,11 @@ int main(void)
 	T_RUN(t_errors_name_file_and_key);
 	T_RUN(t_env_errors_name_variable);
 	T_RUN(t_validate_semantics);
+	T_RUN(t_backup_storage_localapi_defaults);
+	T_RUN(t_backup_keys_from_file);
+	T_RUN(t_backup_keys_from_env);
+	T_RUN(t_backup_keys_bad_values_name_the_path);
+	T_RUN(t_backup_keys_printed);
 	T_RUN(t_secret_by_file_and_credential);
 	T_RUN(t_print_config_redacts);
 	T_RUN(t_log_scrubs_and_escapes);

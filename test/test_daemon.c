@@ -1265,9 +1265,10 @@ static size_t body_cb(char *p, size_t sz, size_t n, void *ud)
 	return sz * n;
 }
 
-/* GET https://127.0.0.1:port/path pinned to pin; the status, 0 when no
- * HTTP answer came. */
-static long lapi_get(int port, const char *path, const char *pin, const char *token, struct body *b)
+/* METHOD https://127.0.0.1:port/path pinned to pin; the status, 0 when
+ * no HTTP answer came. */
+static long lapi_req(const char *method, int port, const char *path, const char *pin, const char *token,
+		     const char *body, struct body *b)
 {
 	char url[128], auth[256];
 	struct curl_slist *hdr = NULL;
@@ -1286,6 +1287,11 @@ static long lapi_get(int port, const char *path, const char *pin, const char *to
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	if (token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 		hdr = curl_slist_append(hdr, auth);
@@ -1296,6 +1302,11 @@ static long lapi_get(int port, const char *path, const char *pin, const char *to
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(h);
 	return status;
+}
+
+static long lapi_get(int port, const char *path, const char *pin, const char *token, struct body *b)
+{
+	return lapi_req("GET", port, path, pin, token, NULL, b);
 }
 
 static void trim_nl(char *s)
@@ -1321,7 +1332,8 @@ T_TEST(t_localapi_in_daemon)
 	reset_sims();
 	agent_init(&a, &P, &H);
 	snprintf(cfgtxt, sizeof(cfgtxt),
-		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}}}", p1);
+		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}},"
+		 "\"backup\":{\"storage\":\"local\"}}", p1);
 	t_write_file(a.cfg, cfgtxt, 0600);
 	T_EQ_INT(agent_run_mode2(&a, "--issue-token", "101", &tok), 0);
 	T_EQ_INT(agent_run_mode2(&a, "--print-fingerprint=spki", NULL, &pin), 0);
@@ -1347,12 +1359,28 @@ T_TEST(t_localapi_in_daemon)
 	for (i = 0; i < 100 && (s = lapi_get(p1, "/readyz", pin, NULL, &b)) != 200; i++)
 		sleep_ms(100);
 	T_EQ_INT(s, 200);
+	/* backups through the engine: due, POST (202), status until done */
+	T_EQ_INT(lapi_get(p1, "/backup/due", pin, tok, &b), 200);
+	T_CHECK(strstr(b.b, "\"due\":true") != NULL);
+	T_EQ_INT(lapi_req("POST", p1, "/backup", pin, tok, "{}", &b), 202);
+	T_CHECK(strstr(b.b, "\"phase\":\"running\"") != NULL);
+	for (i = 0; i < 150; i++) {
+		s = lapi_get(p1, "/backup/status", pin, tok, &b);
+		if (s != 200 || !strstr(b.b, "\"phase\":\"running\""))
+			break;
+		sleep_ms(100);
+	}
+	T_EQ_INT(s, 200);
+	T_CHECK(strstr(b.b, "\"phase\":\"done\"") != NULL);
+	T_EQ_INT(lapi_get(p1, "/backup/due", pin, tok, &b), 200);
+	T_CHECK(strstr(b.b, "\"reason\":\"not_due\"") != NULL);
 	/* a wrong pin fails the handshake */
 	T_EQ_INT(lapi_get(p1, "/healthz", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", NULL, &b), 0);
 
 	/* SIGHUP with a new listen address: the API moves */
 	snprintf(cfgtxt, sizeof(cfgtxt),
-		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}}}", p2);
+		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}},"
+		 "\"backup\":{\"storage\":\"local\"}}", p2);
 	t_write_file(a.cfg, cfgtxt, 0600);
 	kill(a.pid, SIGHUP);
 	T_OK(wait_log(&a, "daemon.reloaded", 20000));
