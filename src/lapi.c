@@ -849,6 +849,19 @@ static void drain_done(struct lapi *l)
 	}
 }
 
+/* After submit_job: 503 when it was refused, else the connection waits
+ * for the backend's answer under its deadline. */
+static void await_backend(struct lapi *l, struct conn *c, int submit_rc)
+{
+	if (submit_rc) {
+		respond_error(l, c, 503, "busy");
+		return;
+	}
+	c->phase = PH_BACKEND;
+	timer_set(l, c, PH_BACKEND);
+	set_interest(l, c, 0);
+}
+
 /* ---------------------------------------------------------------- routing */
 
 enum route_id {
@@ -1059,15 +1072,10 @@ static void handle_request(struct lapi *l, struct conn *c)
 	case R_BACKUP_STATUS:
 		r = submit_job(l, c, rt->id == R_BACKUP ? OP_ENQUEUE : rt->id == R_BACKUP_DUE ? OP_DUE : OP_STATUS, 0,
 			       NULL, 0);
-		if (r == FH_ERR_NOT_FOUND) {
+		if (r == FH_ERR_NOT_FOUND)
 			respond_error(l, c, 503, "backups not available");
-		} else if (r) {
-			respond_error(l, c, 503, "busy");
-		} else {
-			c->phase = PH_BACKEND;
-			timer_set(l, c, PH_BACKEND);
-			set_interest(l, c, 0);
-		}
+		else
+			await_backend(l, c, r);
 		return;
 	case R_DISKS:
 	case R_DISKS_ASSIGN:
@@ -1077,18 +1085,12 @@ static void handle_request(struct lapi *l, struct conn *c)
 					rt->id == R_DISKS_EJECT ? LAPI_DISK_EJECT : LAPI_DISK_FORMAT;
 
 		r = submit_job(l, c, OP_DISK, dop, rq->body, rt->id == R_DISKS ? 0 : rq->body_len);
-		if (r == FH_ERR_NOT_FOUND && rt->id == R_DISKS_FORMAT) {
+		if (r == FH_ERR_NOT_FOUND)
 			respond_error_data(l, c, 501, NULL, "not implemented",
-					   "{\"formatted\":false,\"reason\":\"not implemented\"}");
-		} else if (r == FH_ERR_NOT_FOUND) {
-			respond_error(l, c, 501, "not implemented");
-		} else if (r) {
-			respond_error(l, c, 503, "busy");
-		} else {
-			c->phase = PH_BACKEND;
-			timer_set(l, c, PH_BACKEND);
-			set_interest(l, c, 0);
-		}
+					   rt->id == R_DISKS_FORMAT ? "{\"formatted\":false,\"reason\":\"not implemented\"}" :
+								      NULL);
+		else
+			await_backend(l, c, r);
 		return;
 	}
 	default:
