@@ -514,6 +514,24 @@ static void probe_and_wait(struct backup *b, int vmid)
 	pthread_mutex_unlock(&b->qmu);
 }
 
+/* A guest's record (zeroed when there is none), a "running" one left by an
+ * earlier process settled first (resolve_running). */
+static int load_settled(struct backup *b, int vmid, struct backup_rec *rec)
+{
+	int r;
+
+	pthread_mutex_lock(&b->mu);
+	r = backup_rec_get(b->st, vmid, rec);
+	if (r == FH_ERR_NOT_FOUND) {
+		memset(rec, 0, sizeof(*rec));
+		r = 0;
+	} else if (!r) {
+		r = resolve_running(b, vmid, rec);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return r;
+}
+
 int backup_due(void *ctx, int vmid, struct lapi_backup_due *out)
 {
 	struct backup *b = ctx;
@@ -531,15 +549,7 @@ int backup_due(void *ctx, int vmid, struct lapi_backup_due *out)
 		return 0;
 	}
 	for (pass = 0; pass < 2; pass++) {
-		pthread_mutex_lock(&b->mu);
-		r = backup_rec_get(b->st, vmid, &rec);
-		if (r == FH_ERR_NOT_FOUND) {
-			memset(&rec, 0, sizeof(rec));
-			r = 0;
-		} else if (!r) {
-			r = resolve_running(b, vmid, &rec);
-		}
-		pthread_mutex_unlock(&b->mu);
+		r = load_settled(b, vmid, &rec);
 		if (r)
 			return r;
 		if (rec.last_success_at || rec.probed || rec.phase == BACKUP_RUNNING || pass)
@@ -680,15 +690,7 @@ int backup_status(void *ctx, int vmid, struct lapi_backup_job *out)
 
 	if (r)
 		return r;
-	pthread_mutex_lock(&b->mu);
-	r = backup_rec_get(b->st, vmid, &rec);
-	if (r == FH_ERR_NOT_FOUND) {
-		memset(&rec, 0, sizeof(rec));
-		r = 0;
-	} else if (!r) {
-		r = resolve_running(b, vmid, &rec);
-	}
-	pthread_mutex_unlock(&b->mu);
+	r = load_settled(b, vmid, &rec);
 	if (!r)
 		fill_job(&rec, out);
 	return r;

@@ -490,6 +490,24 @@ static int copy_stor(struct pve_storage **dst, size_t *nd, const struct pve_stor
 	return 0;
 }
 
+/* Copies the cached inventory when there is one (fresh_only: younger than
+ * cache_ms); true then, with *r the copy's result. */
+static bool cached_copy(struct disk *d, bool fresh_only, struct dprobe *p, struct pve_storage **stor,
+			size_t *nstor, int *r)
+{
+	bool have;
+
+	pthread_mutex_lock(&d->cache_mu);
+	have = d->have_cache && (!fresh_only || dprobe_now_ms() - d->cache_at < d->cache_ms);
+	if (have) {
+		*r = dprobe_copy(p, &d->cache);
+		if (!*r)
+			*r = copy_stor(stor, nstor, d->stor, d->nstor);
+	}
+	pthread_mutex_unlock(&d->cache_mu);
+	return have;
+}
+
 /* The inventory for a reader: fresh cache, a stale one while another
  * thread probes, or a new probe. Caller frees p and *stor. */
 static int snapshot(struct disk *d, struct dprobe *p, struct pve_storage **stor, size_t *nstor, char *why,
@@ -501,27 +519,13 @@ static int snapshot(struct disk *d, struct dprobe *p, struct pve_storage **stor,
 	int r;
 
 	for (;;) {
-		pthread_mutex_lock(&d->cache_mu);
-		if (d->have_cache && dprobe_now_ms() - d->cache_at < d->cache_ms) {
-			r = dprobe_copy(p, &d->cache);
-			if (!r)
-				r = copy_stor(stor, nstor, d->stor, d->nstor);
-			pthread_mutex_unlock(&d->cache_mu);
+		/* a fresh answer; or, while someone probes, a stale one now beats waiting */
+		if (cached_copy(d, true, p, stor, nstor, &r))
 			return r;
-		}
-		pthread_mutex_unlock(&d->cache_mu);
 		if (pthread_mutex_trylock(&d->probe_mu) == 0)
 			break;
-		/* someone probes: a stale answer now beats waiting */
-		pthread_mutex_lock(&d->cache_mu);
-		if (d->have_cache) {
-			r = dprobe_copy(p, &d->cache);
-			if (!r)
-				r = copy_stor(stor, nstor, d->stor, d->nstor);
-			pthread_mutex_unlock(&d->cache_mu);
+		if (cached_copy(d, false, p, stor, nstor, &r))
 			return r;
-		}
-		pthread_mutex_unlock(&d->cache_mu);
 		pthread_mutex_lock(&d->probe_mu);
 		pthread_mutex_unlock(&d->probe_mu);
 	}
