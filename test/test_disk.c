@@ -2,13 +2,14 @@
  * simulated Proxmox host, then on real loop devices when the machine
  * allows it.
  *
- * The fakes are #!/bin/sh scripts in a private bin directory, the only
- * directory on the backend's PATH (mode direct). Each appends its name and
- * arguments, one per line, then "--", to a record file. lsblk prints a
- * fixture; wipefs/blkid/dd print per-device fixtures from a directory
- * (absent = nothing found / zeros); mkfs writes the fixtures of a new
- * filesystem; `wipefs -a` removes a device's fixtures; pct applies its
- * change to the simulator's guest config through the control API;
+ * The fakes (test/fakebin.h) are #!/bin/sh scripts in a private bin
+ * directory, the only directory on the backend's PATH (mode direct). Each
+ * appends its name and arguments, one per line, then "--", to a record
+ * file. lsblk prints a fixture; wipefs/blkid/dd print per-device fixtures
+ * from a directory (absent = nothing found / zeros); mkfs writes the
+ * fixtures of a new filesystem; `wipefs -a` removes a device's fixtures;
+ * pct applies its change to the simulator's guest config through the
+ * control API;
  * install/systemctl/rm only record. Every file path is baked into the
  * script text (the backend passes no environment but PATH and LC_ALL).
  */
@@ -26,6 +27,7 @@
 #include "buf.h"
 #include "disk.h"
 #include "err.h"
+#include "fakebin.h"
 #include "gate.h"
 #include "json.h"
 #include "priv.h"
@@ -33,7 +35,7 @@
 #include "sim.h"
 #include "store.h"
 
-static char g_dir[256], g_bin[300], g_rec[300], g_fx[300], g_byid[300], g_db[300], g_stage[300];
+static char g_dir[256], g_byid[300], g_db[300], g_stage[300];
 static struct sim g_sim;
 static bool g_have_sim;
 static struct pve_opts g_po;
@@ -55,56 +57,28 @@ static int64_t fake_now(void)
 
 /* ------------------------------------------------------------- fakes */
 
+static struct fakebin g_fb;
+
 static void fake(const char *name, const char *body)
 {
-	char path[400], text[4096];
-	int n;
-
-	snprintf(path, sizeof path, "%s/%s", g_bin, name);
-	n = snprintf(text, sizeof text,
-		     "#!/bin/sh\n"
-		     "{ printf '%%s\\n' \"${0##*/}\"; for a in \"$@\"; do printf '%%s\\n' \"$a\"; done; "
-		     "printf '%%s\\n' '--'; } >> '%s'\n"
-		     "FX='%s'\n"
-		     "%s\n",
-		     g_rec, g_fx, body ? body : "");
-	T_CHECK(n > 0 && (size_t)n < sizeof text);
-	T_CHECK(t_write_file(path, text, 0755) == 0);
+	T_CHECK(fakebin_script(&g_fb, name, body) == 0);
 }
 
 static void fx_write(const char *name, const char *text)
 {
-	char path[400];
-
-	snprintf(path, sizeof path, "%s/%s", g_fx, name);
-	T_CHECK(t_write_file(path, text, 0644) == 0);
+	T_CHECK(fakebin_fx_write(&g_fb, name, text) == 0);
 }
 
 static void fx_rm(const char *name)
 {
-	char path[400];
-
-	snprintf(path, sizeof path, "%s/%s", g_fx, name);
-	unlink(path);
+	fakebin_fx_rm(&g_fb, name);
 }
 
 static void install_fakes(void)
 {
 	char pct[1024];
 
-	fake("lsblk", "/bin/cat \"$FX/lsblk.json\"");
-	fake("wipefs",
-	     "if [ \"$1\" = --no-act ]; then f=\"$FX/wipefs$(printf %s \"$3\" | /usr/bin/tr / _)\"; "
-	     "[ -f \"$f\" ] && /bin/cat \"$f\"; exit 0; fi\n"
-	     "if [ \"$1\" = -a ]; then s=$(printf %s \"$2\" | /usr/bin/tr / _); "
-	     "/bin/rm -f \"$FX/wipefs$s\" \"$FX/blkid$s\" \"$FX/data$s\"; exit 0; fi\nexit 1");
-	fake("blkid", "f=\"$FX/blkid$(printf %s \"$4\" | /usr/bin/tr / _)\"; "
-		      "if [ -f \"$f\" ]; then /bin/cat \"$f\"; exit 0; fi; exit 2");
-	fake("dd", "d=\"${1#if=}\"; f=\"$FX/data$(printf %s \"$d\" | /usr/bin/tr / _)\"; "
-		   "if [ -f \"$f\" ]; then /bin/cat \"$f\"; else /usr/bin/head -c 1048576 /dev/zero; fi");
-	fake("mkfs", "s=$(printf %s \"$3\" | /usr/bin/tr / _); u=$(/bin/cat \"$FX/next_uuid\"); "
-		     "printf 'TYPE=%s\\nUUID=%s\\nUSAGE=filesystem\\n' \"$2\" \"$u\" > \"$FX/blkid$s\"; "
-		     "printf '{\"signatures\":[{\"type\":\"%s\",\"offset\":\"0x438\"}]}' \"$2\" > \"$FX/wipefs$s\"");
+	T_CHECK(fakebin_disk_tools(&g_fb) == 0);
 	snprintf(pct, sizeof pct,
 		 "if [ \"$3\" = -delete ]; then b=\"{\\\"vmid\\\":$2,\\\"config\\\":{\\\"$4\\\":null}}\"; "
 		 "else k=\"${3#-}\"; b=\"{\\\"vmid\\\":$2,\\\"config\\\":{\\\"$k\\\":\\\"$4\\\"}}\"; fi\n"
@@ -118,38 +92,22 @@ static void install_fakes(void)
 
 static char *rec(void)
 {
-	char *s = t_slurp(g_rec, NULL);
-
-	if (!s) {
-		s = malloc(1);
-		if (s)
-			s[0] = '\0';
-	}
-	return s;
+	return fakebin_log(&g_fb);
 }
 
 static void rec_clear(void)
 {
-	unlink(g_rec);
+	fakebin_clear(&g_fb);
 }
 
 static bool rec_absent(void)
 {
-	return access(g_rec, F_OK) != 0 && errno == ENOENT;
+	return fakebin_log_absent(&g_fb);
 }
 
 static size_t rec_count(const char *needle)
 {
-	char *s = rec();
-	size_t n = 0;
-	const char *p = s;
-
-	while ((p = strstr(p, needle)) != NULL) {
-		n++;
-		p++;
-	}
-	free(s);
-	return n;
+	return fakebin_count(&g_fb, needle);
 }
 
 /* The host: a system disk (LVM, swap, /), a blank disk, a USB ext4 disk, a
@@ -982,13 +940,10 @@ int main(void)
 	struct store_opts so;
 
 	t_tmpdir(g_dir, sizeof g_dir);
-	snprintf(g_bin, sizeof g_bin, "%s/bin", g_dir);
-	snprintf(g_rec, sizeof g_rec, "%s/record", g_dir);
-	snprintf(g_fx, sizeof g_fx, "%s/fx", g_dir);
 	snprintf(g_byid, sizeof g_byid, "%s/by-id", g_dir);
 	snprintf(g_db, sizeof g_db, "%s/db", g_dir);
 	snprintf(g_stage, sizeof g_stage, "%s/units", g_dir);
-	if (mkdir(g_bin, 0755) || mkdir(g_fx, 0755) || mkdir(g_byid, 0755)) {
+	if (fakebin_init(&g_fb, g_dir) || mkdir(g_byid, 0755)) {
 		perror("mkdir");
 		return 1;
 	}
@@ -1010,7 +965,7 @@ int main(void)
 	g_po.tls_fingerprint = g_sim.fingerprint;
 	memset(&g_privo, 0, sizeof g_privo);
 	g_privo.mode = PRIV_MODE_DIRECT;
-	g_privo.path = g_bin;
+	g_privo.path = g_fb.bin;
 	g_privo.timeout_ms = 10000;
 	install_fakes();
 
