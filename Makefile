@@ -136,7 +136,8 @@ benches: all $(BENCH_BIN)
 # make check: the plain build, then ASan+UBSan. test/run prints the one summary line.
 # Concurrency tests, also run under ThreadSanitizer.
 TSAN_TESTS := test_store test_nonce_kill test_tlspin test_hub test_daemon test_outbox test_jrnl \
-              test_lapi test_lapi_hostile test_recon test_gate test_recon_crash
+              test_lapi test_lapi_hostile test_recon test_gate test_recon_crash test_backup test_disk \
+              test_wipe_loop
 
 check: deps-check
 	$(MAKE) --no-print-directory tests

@@ -45,6 +45,7 @@
 
 #include "buf.h"
 #include "gate.h"
+#include "lapi.h"
 #include "priv.h"
 #include "pve.h"
 #include "sig.h"
@@ -122,6 +123,12 @@ int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status
  * to bind a wipe to, 500 probe or mkfs failure, 503 store failure. */
 int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 		char *err, size_t errlen);
+
+/* The local API's disk backend (lapi_disks_fn, lapi.h): the four
+ * endpoints above by op; ctx is the struct disk. Register it with
+ * lapi_set_disks(l, disk_lapi_call, d). */
+int disk_lapi_call(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+		   struct buf *data, char *err, size_t errlen);
 
 /* The host executor of a verified storage_wipe (ctx is the struct disk).
  * a: op "storage_wipe", this host, no guest, params durable_id (required,

@@ -1103,25 +1103,6 @@ static void localapi_event(void *ctx, const struct lapi_event *ev)
 		  "suppressed", ev->suppressed ? i2s(sup, sizeof(sup), (int64_t)ev->suppressed) : "", NULL);
 }
 
-/* The disk endpoints, answered by disk management (disk.h). */
-static int localapi_disks(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
-			  struct buf *data, char *err, size_t errlen)
-{
-	struct disk *dk = ctx;
-
-	switch (op) {
-	case LAPI_DISK_LIST:
-		return disk_list(dk, vmid, status, data, err, errlen);
-	case LAPI_DISK_ASSIGN:
-		return disk_assign(dk, vmid, body, len, status, data, err, errlen);
-	case LAPI_DISK_EJECT:
-		return disk_eject(dk, vmid, body, len, status, data, err, errlen);
-	case LAPI_DISK_FORMAT:
-		return disk_format(dk, vmid, body, len, status, data, err, errlen);
-	}
-	return FH_ERR_INVAL;
-}
-
 static bool localapi_disabled(const struct cfg *c)
 {
 	return c->localapi.listen_set && c->localapi.listen && !*c->localapi.listen;
@@ -1167,7 +1148,7 @@ static void localapi_start(struct daemon *d)
 	if (!d->lapi)
 		return;
 	if (d->eng.disk)
-		lapi_set_disks(d->lapi, localapi_disks, d->eng.disk);
+		lapi_set_disks(d->lapi, disk_lapi_call, d->eng.disk);
 	if (d->eng.backup) {
 		struct lapi_backend be;
 

@@ -1615,3 +1615,21 @@ out:
 	pthread_mutex_unlock(&d->mut_mu);
 	return r;
 }
+
+int disk_lapi_call(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+		   struct buf *data, char *err, size_t errlen)
+{
+	struct disk *d = ctx;
+
+	switch (op) {
+	case LAPI_DISK_LIST:
+		return disk_list(d, vmid, status, data, err, errlen);
+	case LAPI_DISK_ASSIGN:
+		return disk_assign(d, vmid, body, len, status, data, err, errlen);
+	case LAPI_DISK_EJECT:
+		return disk_eject(d, vmid, body, len, status, data, err, errlen);
+	case LAPI_DISK_FORMAT:
+		return disk_format(d, vmid, body, len, status, data, err, errlen);
+	}
+	return FH_ERR_INVAL;
+}

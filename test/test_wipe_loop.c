@@ -281,25 +281,6 @@ struct stack {
 	char token[LAPI_TOKEN_MAX];
 };
 
-/* As src/daemon.c's localapi_disks. */
-static int disks_backend(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
-			 struct buf *data, char *err, size_t errlen)
-{
-	struct disk *dk = ctx;
-
-	switch (op) {
-	case LAPI_DISK_LIST:
-		return disk_list(dk, vmid, status, data, err, errlen);
-	case LAPI_DISK_ASSIGN:
-		return disk_assign(dk, vmid, body, len, status, data, err, errlen);
-	case LAPI_DISK_EJECT:
-		return disk_eject(dk, vmid, body, len, status, data, err, errlen);
-	case LAPI_DISK_FORMAT:
-		return disk_format(dk, vmid, body, len, status, data, err, errlen);
-	}
-	return FH_ERR_INVAL;
-}
-
 static void byid_link(const struct stack *s, const char *name, const char *target)
 {
 	char p[400];
@@ -462,7 +443,7 @@ static int stack_open(struct stack *s, bool real)
 		fprintf(stderr, "lapi_start: %s\n", why);
 		return -1;
 	}
-	lapi_set_disks(s->l, disks_backend, s->dk);
+	lapi_set_disks(s->l, disk_lapi_call, s->dk);
 	if (lapi_cert_ensure(s->state, &s->leaf) || lapi_token_issue(s->st, VMID, (int64_t)time(NULL), s->token))
 		return -1;
 	memset(&ho, 0, sizeof(ho));
