@@ -25,6 +25,8 @@
  *   jrnl_open  BE64 id -> empty, for every entry not in a terminal state
  *   jrnl_vmid  BE64 vmid || BE64 id -> empty, entries that create or
  *              destroy a guest (JRNL_F_CREATES_GUEST / JRNL_F_DESTROYS_GUEST)
+ *   jrnl_open  BE64 id || "J" -> job record (below), for every multi-step
+ *              job not finished; id is its first step's entry id
  *   seq        "jrnl_next" -> BE64 next id; "jrnl_closed" -> BE64 count of
  *              closed entries kept
  * Ids start at 1, are never reused (also after pruning) and grow with
@@ -182,9 +184,85 @@ int jrnl_prune(struct store *st, uint64_t keep_closed, unsigned max_per_txn, uin
 struct jrnl_stats {
 	uint64_t next_id;               /* the id the next intent gets */
 	uint64_t closed;                /* closed entries kept */
-	uint64_t in_flight;             /* entries not terminal */
+	uint64_t in_flight;             /* work recovery must do: entries not terminal, plus
+					   jobs_waiting (each is work without an entry) */
+	uint64_t jobs_open;             /* multi-step jobs not finished (job records) */
+	uint64_t jobs_waiting;          /* of those: none of its steps in flight (between two
+					   steps, or a record that does not decode) */
 };
 int jrnl_get_stats(struct store *st, struct jrnl_stats *out);
+
+/* ---- multi-step jobs ----
+ *
+ * A job of 2..JRNL_JOB_STEPS_MAX steps (recon.h) has a job record from the
+ * admission of its first step until its final outcome is recorded: what
+ * recovery needs to finish the job after a crash. The engine writes it in
+ * the transaction of the first step's intent (jrnl_job_put), moves it on
+ * in the transactions that admit or close a step (cur, entry ids, the
+ * outcome so far), and deletes it (jrnl_job_del) in the transaction that
+ * records the job's final outcome. So at any commit the record says either
+ * "step cur is in flight as entry steps[cur].entry_id" or, when that id is
+ * 0, "step cur is the next to admit" (a crash between two steps).
+ *
+ * Record (versioned binary, integers big-endian), version 1:
+ *   u8 version, u8 source, u8 nsteps, u8 cur, u8 outcome, u32 reason
+ *   (a negative fh_err as two's complement), i64 idem_expires_at,
+ *   i64 created_at, i64 updated_at, job_id and op_id as u16 length +
+ *   bytes, then per step: op (u16 + bytes), i64 vmid, u32 flags,
+ *   u64 entry_id, params (u16 + bytes).
+ * Decoding checks every length, enum and range, the step invariants
+ * below, and that nothing trails: a record that fails is FH_ERR_DECODE
+ * (the engine closes that job failed). Stored under the first step's id
+ * in jrnl_open, so it is never pruned while the job is open. */
+
+#define JRNL_JOB_STEPS_MAX 4
+#define JRNL_OP_ID_MAX 128           /* hub op id, printable ASCII ("" none) */
+#define JRNL_JOB_STEP_ALWAYS 0x100u  /* step flag: runs even when an earlier step failed */
+#define JRNL_JOB_ITER_BATCH 16       /* job records read per transaction */
+
+struct jrnl_job_step {
+	char op[JRNL_OP_MAX + 1];       /* [a-z0-9_]{1,63} */
+	int64_t vmid;                   /* as jrnl_entry.vmid */
+	char params[JRNL_PARAMS_MAX + 1];   /* canonical JSON text of the action's params */
+	uint32_t flags;                 /* JRNL_F_* | JRNL_JOB_STEP_ALWAYS */
+	uint64_t entry_id;              /* its journal entry once admitted; 0 before */
+};
+
+struct jrnl_job {
+	uint64_t id;                    /* the first step's entry id (the key) */
+	enum jrnl_source source;
+	char job_id[JRNL_JOB_ID_MAX + 1];   /* the steps' journal job id (printable) */
+	char op_id[JRNL_OP_ID_MAX + 1];     /* hub op id: the final outcome goes to the outbox */
+	int64_t idem_expires_at;        /* of the job's idempotency record (> 0) */
+	size_t nsteps;                  /* 2..JRNL_JOB_STEPS_MAX */
+	struct jrnl_job_step steps[JRNL_JOB_STEPS_MAX];
+	size_t cur;                     /* < nsteps: the step in flight or the next to admit */
+	enum task_outcome outcome;      /* so far: NONE, EXECUTED or FAILED */
+	int reason;                     /* fh_err of the job's failure, 0 if none */
+	int64_t created_at;             /* input: 0 = now */
+	int64_t updated_at;             /* set by jrnl_job_put */
+};
+/* Step invariants (checked on put and on read): steps[0].entry_id == id;
+ * every step after cur has entry_id 0; the non-zero entry ids grow with
+ * the step index. */
+
+/* Writes (creates or replaces) job j->id's record inside t. FH_ERR_INVAL
+ * (not sticky, nothing written) for a record that breaks the rules above. */
+int jrnl_job_put(struct store_txn *t, const struct jrnl_job *j);
+/* Reads job id's record. FH_ERR_NOT_FOUND, FH_ERR_DECODE, store errors;
+ * *out written only on success. */
+int jrnl_job_get_txn(struct store_txn *t, uint64_t id, struct jrnl_job *out);
+int jrnl_job_get(struct store *st, uint64_t id, struct jrnl_job *out);
+/* Deletes job id's record (its final outcome is recorded in t).
+ * FH_ERR_NOT_FOUND (not sticky) when there is none. */
+int jrnl_job_del(struct store_txn *t, uint64_t id);
+
+/* Callback of jrnl_jobs_open: j is NULL when the record of job id does not
+ * decode (rc is then FH_ERR_DECODE). Return 0 to go on. */
+typedef int (*jrnl_job_fn)(uint64_t id, const struct jrnl_job *j, int rc, void *arg);
+/* Calls fn for every open job in id order, JRNL_JOB_ITER_BATCH records
+ * per read transaction and none held during the calls (fn may write). */
+int jrnl_jobs_open(struct store *st, jrnl_job_fn fn, void *arg);
 
 /* "desired", "signed", ... ; "unknown" outside the enum. Static string. */
 const char *jrnl_source_name(enum jrnl_source s);

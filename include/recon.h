@@ -31,6 +31,16 @@
  *   close    one transaction: the journal entry's terminal event and
  *            outcome, the idempotency key's outcome, the audit record, the
  *            op result in the outbox (for jobs that carry a hub op id).
+ * A job of several steps repeats admit/execute/close per step; its
+ * idempotency outcome and op result are written once, with the last step
+ * that runs (or the decision that ends it). From the admission of its
+ * first step to that final write it has a job record in the journal
+ * (jrnl.h "multi-step jobs"): every step in canonical form with its
+ * flags, the source, job id, op id and idempotency expiry, the step in
+ * flight or the next to admit, and the outcome so far. The record is
+ * written in the transaction of the first step's intent and moved on in
+ * the transactions that admit and close each step, so a crash at any
+ * point leaves it naming exactly where the job stands (recovery below).
  * A blocked engine starts no new POST: jobs not yet admitted are dropped
  * (nothing was written; the hub delivers them again), admitted ones keep
  * their intent in flight and resume when unblocked (recon_resume); tasks
@@ -294,7 +304,8 @@ struct recon_result {
 
 /* A step flag (beside the JRNL_F_* ones): run this step even when an
  * earlier step of the job failed (the selftest deletes its snapshot
- * whatever the rollback did). Never journaled. */
+ * whatever the rollback did). Kept in the job record
+ * (JRNL_JOB_STEP_ALWAYS), never in a journal entry. */
 #define RECON_STEP_ALWAYS 0x100u
 
 struct recon_job {
@@ -409,9 +420,33 @@ struct recon_recovery {
 	size_t adopted;              /* intent without UPID: task found in the node's list */
 	size_t reposted;             /* queued to execute again (never posted before) */
 	size_t left;                 /* still in flight (dry run, errors, blocked) */
+	size_t jobs;                 /* multi-step jobs found open (job records) */
+	size_t continued;            /* steps of those admitted and closed after the restart
+					(dry run: steps that would run) */
+	size_t jobs_failed;          /* jobs closed failed for an unreadable record */
 };
 
-/* Resolves every in-flight journal entry, before any other mutation: its
+/* Multi-step jobs. Recovery first reads the open job records. A record
+ * that does not decode (or disagrees with the journal) closes its job
+ * failed "decode" at once (idempotency outcome if still executing, op
+ * result, record deleted; its entries still in flight are resolved alone
+ * and do not write the job's outcome); nothing more of it runs. Every
+ * other job is continued through the queue, in its lane, as a job of the
+ * same source, job id and op id (unsigned: a signed job has one step, so
+ * it never has a record): its step in flight, if any, is resolved by the
+ * journal exactly as below (never dispatched again once posted); then,
+ * if the job has not failed, the next steps are admitted one by one (the
+ * gate decides each as at first admission, with the provenance of the
+ * job's earlier steps from their journal entries); if it has failed, only
+ * its remaining RECON_STEP_ALWAYS steps run. A job stopped between two
+ * steps resumes at the next one. The job's outcome goes to its
+ * idempotency key and op result once, when its last step closes. Each
+ * continued step gives a row (found "continuation", state queued; id 0
+ * for a step not admitted); a dry run lists the steps the continuation
+ * would run ("would run", "would run (always)", "would skip (a step
+ * failed)"), posting nothing. recon_resume continues jobs the same way.
+ *
+ * Resolves every in-flight journal entry, before any other mutation: its
  * task looked up once; finished -> closed with its outcome; running ->
  * awaited, then closed; an intent without UPID -> a task this agent started
  * after the intent in the node's task list is adopted, else the op's
@@ -429,7 +464,8 @@ struct recon_recovery {
  * row (may be NULL) gets one call per entry. When not a dry run, waits for
  * the re-posted jobs. 0, or the first store error. */
 int recon_recover(struct recon *r, bool dry_run, recon_row_fn row, void *arg, struct recon_recovery *out);
-/* Re-queues intents left in flight (after a block ended). */
+/* Re-queues intents left in flight and continues open multi-step jobs
+ * that no job of this process is running (after a block ended). */
 int recon_resume(struct recon *r);
 
 /* ---- tools ---- */

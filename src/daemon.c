@@ -1261,7 +1261,7 @@ static void engine_stop(struct daemon *d)
 
 static bool recovered(struct daemon *d)
 {
-	char a[24], b[24], c[24], e[24];
+	char a[24], b[24], c[24], e[24], f[24], g[24], h[24];
 
 	if (!atomic_load(&d->rec_done))
 		return false;
@@ -1271,7 +1271,10 @@ static bool recovered(struct daemon *d)
 		log_event(d->rec_rc ? LOG_WARN : LOG_INFO, "recon.recovered", "error",
 			  d->rec_rc ? fh_strerror(d->rec_rc) : "", "in_flight", i2s(a, sizeof(a), (int64_t)d->rec.in_flight),
 			  "closed", i2s(b, sizeof(b), (int64_t)(d->rec.closed + d->rec.awaited)), "reposted",
-			  i2s(c, sizeof(c), (int64_t)d->rec.reposted), "left", i2s(e, sizeof(e), (int64_t)d->rec.left), NULL);
+			  i2s(c, sizeof(c), (int64_t)d->rec.reposted), "left", i2s(e, sizeof(e), (int64_t)d->rec.left),
+			  "jobs", i2s(f, sizeof(f), (int64_t)d->rec.jobs), "continued",
+			  i2s(g, sizeof(g), (int64_t)d->rec.continued), "jobs_failed",
+			  i2s(h, sizeof(h), (int64_t)d->rec.jobs_failed), NULL);
 	}
 	return true;
 }

@@ -13,6 +13,12 @@
  * Every write function validates and reads first, then writes: an error it
  * decides itself (INVAL, NOT_FOUND, TASK_EVENT, TOOBIG, DECODE) leaves the
  * transaction untouched and not sticky.
+ *
+ * Job records (jrnl.h "multi-step jobs") live in STORE_DB_JRNL_OPEN under
+ * the 9-byte key BE64 first-step id || 'J', which sorts right after that
+ * entry's own 8-byte key: the in-flight walk steps over them, the job walk
+ * steps over the entries' keys. Their record is decoded with the same
+ * bounded reader (every length, enum, range and step invariant checked).
  */
 #include "jrnl.h"
 
@@ -22,6 +28,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "task.h"
 #include "utf8.h"
 
 #define REC_VERSION 1
@@ -29,6 +36,10 @@
 #define SEQ_NEXT "jrnl_next"
 #define SEQ_CLOSED "jrnl_closed"
 #define SEQ_OPEN "jrnl_open"
+#define JOB_VERSION 1
+#define JOB_REC_MAX (64 + 2 * (2 + JRNL_JOB_ID_MAX) + \
+                     JRNL_JOB_STEPS_MAX * (2 + JRNL_OP_MAX + 8 + 4 + 8 + 2 + JRNL_PARAMS_MAX))
+#define JOB_TAG 'J'            /* jrnl_open key BE64 id || JOB_TAG: a job record */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -69,14 +80,14 @@ static bool name_chars(const char *s, size_t n)
 /* ----------------------------------------------------------- the record */
 
 struct wr {
-	unsigned char b[REC_MAX];
-	size_t n;
+	unsigned char *b;
+	size_t cap, n;
 	bool over;
 };
 
 static void w_bytes(struct wr *w, const void *p, size_t n)
 {
-	if (w->over || n > sizeof w->b - w->n) {
+	if (w->over || n > w->cap - w->n) {
 		w->over = true;
 		return;
 	}
@@ -317,18 +328,18 @@ int jrnl_get(struct store *st, uint64_t id, struct jrnl_entry *out)
 
 static int put_entry(struct store_txn *t, const struct jrnl_entry *e)
 {
-	struct wr *w = malloc(sizeof *w);
+	struct wr w = { malloc(REC_MAX), REC_MAX, 0, false };
 	unsigned char k[8];
 	int r;
 
-	if (!w)
+	if (!w.b)
 		return FH_ERR_NOMEM;
-	r = encode(e, w);
+	r = encode(e, &w);
 	if (r == 0) {
 		id_key(k, e->id);
-		r = store_put(t, STORE_DB_JRNL, k, sizeof k, w->b, w->n);
+		r = store_put(t, STORE_DB_JRNL, k, sizeof k, w.b, w.n);
 	}
-	free(w);
+	free(w.b);
 	return r;
 }
 
@@ -587,6 +598,16 @@ static int read_batch(struct store *st, enum store_db db, uint64_t *from, struct
 		}
 		if (r)
 			break;
+		if (db == STORE_DB_JRNL_OPEN && kl == 9 && ((const unsigned char *)k)[8] == JOB_TAG) {
+			/* a job record: not an entry */
+			id = store_be64_get(k);
+			if (id == UINT64_MAX) {
+				*done = true;
+				break;
+			}
+			pos = id + 1;
+			continue;
+		}
 		if (kl != 8) {
 			r = FH_ERR_DECODE;
 			break;
@@ -833,6 +854,334 @@ int jrnl_prune(struct store *st, uint64_t keep_closed, unsigned max_per_txn, uin
 	return 0;
 }
 
+/* ------------------------------------------------------ multi-step jobs */
+
+static void job_key(unsigned char k[9], uint64_t id)
+{
+	store_be64_put(k, id);
+	k[8] = JOB_TAG;
+}
+
+static bool printable_z(const char *s, size_t cap)
+{
+	size_t n = slen(s, cap);
+
+	return n != SIZE_MAX && printable(s, n);
+}
+
+/* The rules of jrnl.h for a job record (id included). */
+static int check_job(const struct jrnl_job *j)
+{
+	uint64_t last = 0;
+	size_t i, n;
+
+	if (j->id == 0 || j->source < JRNL_SRC_DESIRED || j->source >= JRNL_SRC__END)
+		return FH_ERR_INVAL;
+	if (j->nsteps < 2 || j->nsteps > JRNL_JOB_STEPS_MAX || j->cur >= j->nsteps)
+		return FH_ERR_INVAL;
+	if (j->outcome != TASK_OUT_NONE && j->outcome != TASK_OUT_EXECUTED && j->outcome != TASK_OUT_FAILED)
+		return FH_ERR_INVAL;
+	if (j->reason > 0 || j->reason <= FH_ERR__LAST)
+		return FH_ERR_INVAL;
+	if (j->idem_expires_at <= 0 || j->created_at < 0)
+		return FH_ERR_INVAL;
+	if (!printable_z(j->job_id, JRNL_JOB_ID_MAX) || !printable_z(j->op_id, JRNL_OP_ID_MAX))
+		return FH_ERR_INVAL;
+	for (i = 0; i < j->nsteps; i++) {
+		const struct jrnl_job_step *s = &j->steps[i];
+
+		n = slen(s->op, JRNL_OP_MAX);
+		if (n == 0 || n == SIZE_MAX || !name_chars(s->op, n))
+			return FH_ERR_INVAL;
+		if (s->vmid != JRNL_NO_VMID && (s->vmid < 1 || s->vmid > JRNL_VMID_MAX))
+			return FH_ERR_INVAL;
+		if (slen(s->params, JRNL_PARAMS_MAX) == SIZE_MAX)
+			return FH_ERR_INVAL;
+		if (s->flags & ~(JRNL_F__ALL | JRNL_JOB_STEP_ALWAYS))
+			return FH_ERR_INVAL;
+		if ((i == 0 && s->entry_id != j->id) || (i > j->cur && s->entry_id != 0))
+			return FH_ERR_INVAL;
+		if (s->entry_id) {
+			if (s->entry_id <= last && i > 0)
+				return FH_ERR_INVAL;
+			last = s->entry_id;
+		}
+	}
+	return 0;
+}
+
+static int encode_job(const struct jrnl_job *j, struct wr *w)
+{
+	size_t i;
+
+	w->n = 0;
+	w->over = false;
+	w_u8(w, JOB_VERSION);
+	w_u8(w, (unsigned)j->source);
+	w_u8(w, (unsigned)j->nsteps);
+	w_u8(w, (unsigned)j->cur);
+	w_u8(w, (unsigned)j->outcome);
+	w_u32(w, (uint32_t)j->reason);
+	w_i64(w, j->idem_expires_at);
+	w_i64(w, j->created_at);
+	w_i64(w, j->updated_at);
+	w_str(w, j->job_id);
+	w_str(w, j->op_id);
+	for (i = 0; i < j->nsteps; i++) {
+		w_str(w, j->steps[i].op);
+		w_i64(w, j->steps[i].vmid);
+		w_u32(w, j->steps[i].flags);
+		w_i64(w, (int64_t)j->steps[i].entry_id);
+		w_str(w, j->steps[i].params);
+	}
+	return w->over ? FH_ERR_INTERNAL : 0;
+}
+
+static int decode_job(uint64_t id, const void *p, size_t n, struct jrnl_job *out)
+{
+	struct rd r = { p, n, false };
+	struct jrnl_job *j;
+	unsigned src, ns, cur, oc;
+	size_t i;
+	int rc = FH_ERR_DECODE;
+
+	if (n > JOB_REC_MAX)
+		return FH_ERR_DECODE;
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return FH_ERR_NOMEM;
+	if (r_u8(&r) != JOB_VERSION)
+		goto out;
+	src = r_u8(&r);
+	ns = r_u8(&r);
+	cur = r_u8(&r);
+	oc = r_u8(&r);
+	j->reason = (int)(int32_t)r_u32(&r);
+	j->idem_expires_at = r_i64(&r);
+	j->created_at = r_i64(&r);
+	j->updated_at = r_i64(&r);
+	r_str(&r, j->job_id, JRNL_JOB_ID_MAX);
+	r_str(&r, j->op_id, JRNL_OP_ID_MAX);
+	if (r.bad || ns < 2 || ns > JRNL_JOB_STEPS_MAX || !task_outcome_valid((int)oc))
+		goto out;
+	for (i = 0; i < ns; i++) {
+		struct jrnl_job_step *s = &j->steps[i];
+
+		r_str(&r, s->op, JRNL_OP_MAX);
+		s->vmid = r_i64(&r);
+		s->flags = r_u32(&r);
+		s->entry_id = (uint64_t)r_i64(&r);
+		r_str(&r, s->params, JRNL_PARAMS_MAX);
+	}
+	if (r.bad || r.n != 0 || src < JRNL_SRC_DESIRED || src >= JRNL_SRC__END)
+		goto out;
+	j->id = id;
+	j->source = (enum jrnl_source)src;
+	j->nsteps = ns;
+	j->cur = cur;
+	j->outcome = (enum task_outcome)oc;
+	if (check_job(j))
+		goto out;
+	memcpy(out, j, sizeof *j);
+	rc = 0;
+out:
+	free(j);
+	return rc;
+}
+
+int jrnl_job_put(struct store_txn *t, const struct jrnl_job *in)
+{
+	struct jrnl_job *j;
+	struct wr w = { NULL, JOB_REC_MAX, 0, false };
+	unsigned char k[9];
+	int r;
+
+	if (!t || !in)
+		return FH_ERR_INVAL;
+	if (store_txn_err(t))
+		return store_txn_err(t);
+	r = check_job(in);
+	if (r)
+		return r;
+	j = malloc(sizeof *j);
+	w.b = malloc(JOB_REC_MAX);
+	if (!j || !w.b) {
+		free(j);
+		free(w.b);
+		return FH_ERR_NOMEM;
+	}
+	memcpy(j, in, sizeof *j);
+	j->updated_at = now_s();
+	if (j->created_at == 0)
+		j->created_at = j->updated_at;
+	r = encode_job(j, &w);
+	if (r == 0) {
+		job_key(k, j->id);
+		r = store_put(t, STORE_DB_JRNL_OPEN, k, sizeof k, w.b, w.n);
+	}
+	free(j);
+	free(w.b);
+	return r;
+}
+
+int jrnl_job_get_txn(struct store_txn *t, uint64_t id, struct jrnl_job *out)
+{
+	unsigned char k[9];
+	const void *v;
+	size_t vl;
+	int r;
+
+	if (!t || !out || id == 0)
+		return FH_ERR_INVAL;
+	job_key(k, id);
+	r = store_get(t, STORE_DB_JRNL_OPEN, k, sizeof k, &v, &vl);
+	if (r)
+		return r;
+	return decode_job(id, v, vl, out);
+}
+
+int jrnl_job_get(struct store *st, uint64_t id, struct jrnl_job *out)
+{
+	struct store_txn *t = NULL;
+	int r;
+
+	if (!st || !out || id == 0)
+		return FH_ERR_INVAL;
+	r = store_txn_begin(st, false, &t);
+	if (r)
+		return r;
+	r = jrnl_job_get_txn(t, id, out);
+	store_txn_abort(t);
+	return r;
+}
+
+int jrnl_job_del(struct store_txn *t, uint64_t id)
+{
+	unsigned char k[9];
+
+	if (!t || id == 0)
+		return FH_ERR_INVAL;
+	if (store_txn_err(t))
+		return store_txn_err(t);
+	job_key(k, id);
+	return store_del(t, STORE_DB_JRNL_OPEN, k, sizeof k);
+}
+
+/* The next job key at or after id (in jrnl_open, entries' 8-byte keys are
+ * stepped over): *found false when there is none. */
+static int seek_job(struct store_txn *t, uint64_t id, uint64_t *at, const void **v, size_t *vl, bool *found)
+{
+	unsigned char key[9];
+	const void *k;
+	size_t kl;
+	int r;
+
+	*found = false;
+	for (;;) {
+		job_key(key, id);
+		r = store_seek(t, STORE_DB_JRNL_OPEN, key, sizeof key, &k, &kl, v, vl);
+		if (r == FH_ERR_NOT_FOUND)
+			return 0;
+		if (r)
+			return r;
+		if (kl != 8 && kl != 9)
+			return FH_ERR_DECODE;
+		id = store_be64_get(k);
+		if (kl == 9) {
+			if (((const unsigned char *)k)[8] != JOB_TAG)
+				return FH_ERR_DECODE;
+			*at = id;
+			*found = true;
+			return 0;
+		}
+		/* an entry's key (id > the one sought): its job key, if any, is next */
+	}
+}
+
+/* Counts the job records, and those with no step in flight (a record that
+ * does not decode counts as waiting: recovery must look at it). */
+static int count_jobs(struct store_txn *t, uint64_t *open, uint64_t *waiting)
+{
+	struct jrnl_job *j = malloc(sizeof *j);
+	const void *v;
+	size_t vl;
+	uint64_t id = 0, at = 0;
+	bool found;
+	int r;
+
+	if (!j)
+		return FH_ERR_NOMEM;
+	*open = *waiting = 0;
+	for (;;) {
+		r = seek_job(t, id, &at, &v, &vl, &found);
+		if (r || !found)
+			break;
+		(*open)++;
+		r = decode_job(at, v, vl, j);
+		if (r == FH_ERR_DECODE)
+			(*waiting)++;
+		else if (r)
+			break;
+		else if (j->steps[j->cur].entry_id == 0)
+			(*waiting)++;
+		r = 0;
+		if (at == UINT64_MAX)
+			break;
+		id = at + 1;
+	}
+	free(j);
+	return r;
+}
+
+int jrnl_jobs_open(struct store *st, jrnl_job_fn fn, void *arg)
+{
+	struct jrnl_job *js;
+	struct store_txn *t = NULL;
+	uint64_t ids[JRNL_JOB_ITER_BATCH], id = 1, at = 0;
+	int rcs[JRNL_JOB_ITER_BATCH];
+	size_t n, i;
+	bool found = true, done = false;
+	int r = 0;
+
+	if (!st || !fn)
+		return FH_ERR_INVAL;
+	js = malloc(JRNL_JOB_ITER_BATCH * sizeof *js);
+	if (!js)
+		return FH_ERR_NOMEM;
+	while (!done && r == 0) {
+		const void *v;
+		size_t vl;
+
+		r = store_txn_begin(st, false, &t);
+		if (r)
+			break;
+		for (n = 0; n < JRNL_JOB_ITER_BATCH;) {
+			r = seek_job(t, id, &at, &v, &vl, &found);
+			if (r || !found) {
+				done = true;
+				break;
+			}
+			ids[n] = at;
+			rcs[n] = decode_job(at, v, vl, &js[n]);
+			if (rcs[n] == FH_ERR_NOMEM) {
+				r = FH_ERR_NOMEM;
+				break;
+			}
+			n++;
+			if (at == UINT64_MAX) {
+				done = true;
+				break;
+			}
+			id = at + 1;
+		}
+		store_txn_abort(t);
+		for (i = 0; r == 0 && i < n; i++)
+			r = fn(ids[i], rcs[i] ? NULL : &js[i], rcs[i], arg);
+	}
+	free(js);
+	return r;
+}
+
 int jrnl_get_stats(struct store *st, struct jrnl_stats *out)
 {
 	struct store_txn *t = NULL;
@@ -844,11 +1193,16 @@ int jrnl_get_stats(struct store *st, struct jrnl_stats *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		return r;
+	memset(&s, 0, sizeof s);
 	r = store_seq_get(t, SEQ_NEXT, 1, &s.next_id);
 	if (r == 0)
 		r = store_seq_get(t, SEQ_CLOSED, 0, &s.closed);
 	if (r == 0)
 		r = store_seq_get(t, SEQ_OPEN, 0, &s.in_flight);
+	if (r == 0)
+		r = count_jobs(t, &s.jobs_open, &s.jobs_waiting);
+	if (r == 0)
+		s.in_flight += s.jobs_waiting;
 	store_txn_abort(t);
 	if (r == 0)
 		*out = s;

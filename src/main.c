@@ -915,16 +915,22 @@ static int replay_journal(const struct cfg *c, int dry)
 		fprintf(stderr, "felhom-agent: --replay-journal: %s\n", why);
 		return 1;
 	}
-	printf("%s%llu journal entries in flight in %s/db\n", dry ? "dry run: " : "",
-	       (unsigned long long)js.in_flight, c->state_dir);
+	printf("%s%llu journal entries in flight in %s/db", dry ? "dry run: " : "", (unsigned long long)js.in_flight,
+	       c->state_dir);
+	if (js.jobs_waiting)
+		printf(" (%llu of them multi-step jobs between two steps)", (unsigned long long)js.jobs_waiting);
+	printf("\n");
 	printf("%-7s %-16s %-9s %-8s %-24s %-22s %-17s %s\n", "ID", "OP", "VMID", "STATE", "FOUND", "ACTION",
 	       "OUTCOME", "DETAIL");
 	memset(&rec, 0, sizeof(rec));
 	r = recon_recover(eng.recon, dry != 0, replay_row, NULL, &rec);
 	daemon_engine_close(&eng);
-	printf("%s: %zu in flight, %zu closed, %zu awaited, %zu adopted, %zu re-posted, %zu left in flight%s%s\n",
-	       dry ? "dry run" : "done", rec.in_flight, rec.closed, rec.awaited, rec.adopted, rec.reposted, rec.left,
-	       r ? "; error " : "", r ? fh_strerror(r) : "");
+	printf("%s: %zu in flight, %zu closed, %zu awaited, %zu adopted, %zu re-posted, %zu left in flight",
+	       dry ? "dry run" : "done", rec.in_flight, rec.closed, rec.awaited, rec.adopted, rec.reposted, rec.left);
+	if (rec.jobs)
+		printf("; %zu multi-step jobs: %zu steps continued, %zu closed failed (unreadable record)", rec.jobs,
+		       rec.continued, rec.jobs_failed);
+	printf("%s%s\n", r ? "; error " : "", r ? fh_strerror(r) : "");
 	log_event(r || (!dry && rec.left) ? LOG_WARN : LOG_INFO, "replay_journal.done", "dry_run", dry ? "yes" : "no",
 		  "error", r ? fh_strerror(r) : "", NULL);
 	return r || (!dry && rec.left) ? 1 : 0;

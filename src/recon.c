@@ -780,6 +780,7 @@ int recon_action_to_gate(const struct recon_action *a, const char *host_id, stru
 #define RECENT_UPIDS 1024            /* UPIDs this process posted or adopted */
 #define PENDING_SEEN_MAX 4096        /* desired-state pending decisions audited */
 #define STEP_ALWAYS RECON_STEP_ALWAYS
+_Static_assert(RECON_STEPS_MAX <= JRNL_JOB_STEPS_MAX, "a job record holds every step of a job");
 #define TOKEN_ID_MAX 192
 
 struct upidset {
@@ -804,6 +805,11 @@ struct ijob {
 	int64_t idem_exp;
 	int64_t lane;
 	uint64_t resume_id;                  /* != 0: execute this journal entry (recovery) */
+	struct jrnl_job *rec;                /* multi-step job: its job record once admitted */
+	uint64_t rec_id;                     /* the record's id (owned while the job runs), 0 none */
+	bool cont;                           /* continue job rec_id from its record (recovery) */
+	bool no_final;                       /* resume of an entry whose job record was unreadable:
+						close the entry only (the job was closed failed) */
 	bool in_active;                      /* job_id is in r->active */
 	recon_done_fn done;
 	void *done_arg;
@@ -1186,6 +1192,7 @@ static void ijob_free(struct ijob *j)
 		return;
 	free(j->steps);
 	free(j->vd);
+	free(j->rec);
 	free(j);
 }
 
@@ -1198,6 +1205,8 @@ static void finish(struct ijob *j, const struct recon_result *res)
 		active_del(r, j->job_id);
 	if (j->resume_id)
 		owned_del(r, j->resume_id);
+	if (j->rec_id)
+		owned_del(r, j->rec_id);
 	unlock(r);
 	if (j->done)
 		j->done(res, j->done_arg);
@@ -1449,6 +1458,127 @@ static int provenance(struct store_txn *t, const struct ijob *j, size_t k, struc
 
 enum admit_out { ADMIT_RUN, ADMIT_DONE };
 
+static bool last_step(const struct ijob *j, size_t k, bool failed);
+
+/* The step that runs after step k (which is not the last): the next one,
+ * or after a failure the next RECON_STEP_ALWAYS one. */
+static size_t next_step(const struct ijob *j, size_t k, bool failed)
+{
+	size_t m;
+
+	for (m = k + 1; m < j->nsteps; m++)
+		if (!failed || (j->flags[m] & STEP_ALWAYS))
+			return m;
+	return j->nsteps;
+}
+
+/* What a transaction may change in the job record, to put back when it
+ * does not commit. */
+struct rec_save {
+	size_t cur;
+	uint64_t eid[JRNL_JOB_STEPS_MAX];
+	enum task_outcome outcome;
+	int reason;
+};
+
+static void rec_save(const struct jrnl_job *rec, struct rec_save *sv)
+{
+	size_t i;
+
+	sv->cur = rec->cur;
+	for (i = 0; i < JRNL_JOB_STEPS_MAX; i++)
+		sv->eid[i] = rec->steps[i].entry_id;
+	sv->outcome = rec->outcome;
+	sv->reason = rec->reason;
+}
+
+static void rec_restore(struct jrnl_job *rec, const struct rec_save *sv)
+{
+	size_t i;
+
+	rec->cur = sv->cur;
+	for (i = 0; i < JRNL_JOB_STEPS_MAX; i++)
+		rec->steps[i].entry_id = sv->eid[i];
+	rec->outcome = sv->outcome;
+	rec->reason = sv->reason;
+}
+
+/* The job record of a multi-step job whose first step is admitted as
+ * entry id: every step in canonical form, nothing run yet. */
+static int rec_new(const struct ijob *j, uint64_t id, struct jrnl_job **out)
+{
+	struct jrnl_job *rec = calloc(1, sizeof(*rec));
+	size_t i;
+	int rc = 0;
+
+	if (!rec)
+		return FH_ERR_NOMEM;
+	rec->id = id;
+	rec->source = j->source;
+	copy(rec->job_id, sizeof(rec->job_id), j->jkey);
+	copy(rec->op_id, sizeof(rec->op_id), j->op_id);
+	rec->idem_expires_at = j->idem_exp;
+	rec->nsteps = j->nsteps;
+	for (i = 0; !rc && i < j->nsteps; i++) {
+		struct jrnl_job_step *st = &rec->steps[i];
+
+		copy(st->op, sizeof(st->op), j->steps[i].b.op);
+		st->vmid = j->steps[i].b.has_guest ? j->steps[i].b.guest_id : JRNL_NO_VMID;
+		st->flags = (j->flags[i] & JRNL_F__ALL) | ((j->flags[i] & STEP_ALWAYS) ? JRNL_JOB_STEP_ALWAYS : 0);
+		rc = params_text(&j->steps[i], st->params, sizeof(st->params));
+	}
+	rec->steps[0].entry_id = id;
+	rec->cur = 0;
+	rec->outcome = TASK_OUT_NONE;
+	if (rc) {
+		free(rec);
+		return rc;
+	}
+	*out = rec;
+	return 0;
+}
+
+/* Step k > 0 of a multi-step job was decided without executing (or its
+ * decision could not be recorded): the job has failed. In t: the job's
+ * final outcome when no step runs after k (idempotency key, op result,
+ * record deleted), else the record moves on to the next ALWAYS step.
+ * *final tells which. The in-memory record is put back on error. */
+static int rec_decided(struct store_txn *t, struct ijob *j, size_t k, int reason, bool *final)
+{
+	struct jrnl_job *rec = j->rec;
+	struct rec_save sv;
+	int rc = 0;
+
+	*final = false;
+	rec_save(rec, &sv);
+	if (rec->outcome != TASK_OUT_FAILED) {
+		rec->outcome = TASK_OUT_FAILED;
+		rec->reason = reason < 0 && reason > FH_ERR__LAST ? reason : FH_ERR_TASK;
+	}
+	if (last_step(j, k, true)) {
+		*final = true;
+		if (j->job_id[0] && !j->no_final) {
+			rc = idem_set_outcome(t, j->job_id, TASK_OUT_FAILED, reason_name(rec->reason), 0);
+			if (rc == FH_ERR_NOT_FOUND)
+				rc = 0;
+		}
+		if (!rc && j->op_id[0] && !j->no_final)
+			rc = outbox_put(t, j->op_id, TASK_OUT_FAILED, reason_name(rec->reason));
+		if (!rc) {
+			rc = jrnl_job_del(t, rec->id);
+			if (rc == FH_ERR_NOT_FOUND)
+				rc = 0;
+		}
+	} else {
+		rec->cur = next_step(j, k, true);
+		rec->steps[rec->cur].entry_id = 0;
+		rc = jrnl_job_put(t, rec);
+	}
+	if (rc)
+		rec_restore(rec, &sv);
+	return rc;
+}
+
 /* Step k's decision in one transaction. ADMIT_RUN with *id set: execute.
  * ADMIT_DONE: res holds the result (not executed). */
 static enum admit_out admit(struct ijob *j, size_t k, uint64_t *id, struct recon_result *res)
@@ -1460,8 +1590,10 @@ static enum admit_out admit(struct ijob *j, size_t k, uint64_t *id, struct recon
 	struct gate_prov p;
 	struct idem_rec ir;
 	struct jrnl_entry *e = NULL;
+	struct jrnl_job *rec = NULL;
 	struct audit_rec ar;
-	bool audit_after = false, put_result = false;
+	struct rec_save sv;
+	bool audit_after = false, put_result = false, saved = false;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -1533,12 +1665,34 @@ static enum admit_out admit(struct ijob *j, size_t k, uint64_t *id, struct recon
 			ir.expires_at = j->idem_exp;
 			rc = idem_put(t, j->job_id, &ir);
 		}
+		/* a multi-step job: what recovery needs to finish it, durable
+		 * with the first intent; later steps move the record on */
+		if (!rc && k == 0 && j->nsteps > 1) {
+			rc = rec_new(j, *id, &rec);
+			if (!rc)
+				rc = jrnl_job_put(t, rec);
+		} else if (!rc && k > 0 && j->rec) {
+			rec_save(j->rec, &sv);
+			saved = true;
+			j->rec->cur = k;
+			j->rec->steps[k].entry_id = *id;
+			rc = jrnl_job_put(t, j->rec);
+		}
 		if (rc)
 			goto fail_txn;
 		rc = store_txn_commit(t);
 		t = NULL;
 		if (rc)
 			goto fail;
+		if (rec) {
+			j->rec = rec;
+			j->rec_id = *id;
+			rec = NULL;
+			lock(r);
+			if (owned_add(r, j->rec_id))
+				j->rec_id = 0;   /* not marked: a resume scan finds it owned by its entry */
+			unlock(r);
+		}
 		j->step_ids[k] = *id;
 		stat_add(r, &r->s.admitted, 1);
 		free(e);
@@ -1548,20 +1702,33 @@ static enum admit_out admit(struct ijob *j, size_t k, uint64_t *id, struct recon
 	res->outcome = d.outcome;
 	res->reason = d.reason;
 	copy(res->why, sizeof(res->why), d.why);
-	if (d.outcome == TASK_OUT_REJECTED && j->job_id[0]) {
-		memset(&ir, 0, sizeof(ir));
-		ir.outcome = d.outcome;
-		copy(ir.reason, sizeof(ir.reason), reason_name(d.reason));
-		ir.expires_at = j->idem_exp;
-		rc = idem_put(t, j->job_id, &ir);
-		if (rc && rc != FH_ERR_DUPLICATE)
-			goto fail_txn;
-	}
-	if (j->op_id[0]) {
-		rc = outbox_put(t, j->op_id, d.outcome, reason_name(d.reason));
+	if (k > 0 && j->rec) {
+		/* a later step of a multi-step job: the job's outcome (failed),
+		 * recorded once, when nothing else of it runs */
+		bool final = false;
+
+		rec_save(j->rec, &sv);
+		saved = true;
+		rc = rec_decided(t, j, k, d.reason, &final);
 		if (rc)
 			goto fail_txn;
-		put_result = true;
+		put_result = final && j->op_id[0] && !j->no_final;
+	} else {
+		if (d.outcome == TASK_OUT_REJECTED && j->job_id[0]) {
+			memset(&ir, 0, sizeof(ir));
+			ir.outcome = d.outcome;
+			copy(ir.reason, sizeof(ir.reason), reason_name(d.reason));
+			ir.expires_at = j->idem_exp;
+			rc = idem_put(t, j->job_id, &ir);
+			if (rc && rc != FH_ERR_DUPLICATE)
+				goto fail_txn;
+		}
+		if (j->op_id[0]) {
+			rc = outbox_put(t, j->op_id, d.outcome, reason_name(d.reason));
+			if (rc)
+				goto fail_txn;
+			put_result = true;
+		}
 	}
 	rc = store_txn_commit(t);
 	t = NULL;
@@ -1587,11 +1754,29 @@ fail_txn:
 	if (t)
 		store_txn_abort(t);
 fail:
+	if (saved)
+		rec_restore(j->rec, &sv);
 	free(e);
+	free(rec);
 	memset(res, 0, sizeof(*res));
 	res->outcome = TASK_OUT_FAILED;
 	res->reason = rc;
 	snprintf(res->why, sizeof(res->why), "could not record the decision: %s (nothing executed)", fh_strerror(rc));
+	if (k > 0 && j->rec) {
+		/* the job has failed at this step all the same: record that */
+		bool final = false;
+		int rc2 = store_txn_begin(r->st, true, &t);
+
+		if (!rc2) {
+			rc2 = rec_decided(t, j, k, rc, &final);
+			if (rc2)
+				store_txn_abort(t);
+			else
+				rc2 = store_txn_commit(t);
+		}
+		if (!rc2 && final && j->op_id[0] && !j->no_final)
+			notify_result(r);
+	}
 	return ADMIT_DONE;
 }
 
@@ -1856,8 +2041,6 @@ struct close_ctx {
 	int job_reason;
 };
 
-static bool last_step(const struct ijob *j, size_t k, bool failed);
-
 /* Closes entry id in one transaction with its audit record and, when
  * last, the job's idempotency outcome and op result. A signer_rotate
  * applies its rotation in the same transaction. posted: feed POSTED first
@@ -1869,8 +2052,9 @@ static int close_entry(struct ijob *j, uint64_t id, const struct gate_action *a,
 	struct store_txn *t = NULL;
 	struct audit_rec ar;
 	struct jrnl_entry *e = NULL;
+	struct rec_save sv;
 	char why[256] = "";
-	bool rotate = ev == TASK_EV_SUCCEEDED && !strcmp(a->b.op, "signer_rotate"), last;
+	bool rotate = ev == TASK_EV_SUCCEEDED && !strcmp(a->b.op, "signer_rotate"), last, saved = false;
 	enum task_outcome jo;
 	int jr, rc;
 
@@ -1919,13 +2103,30 @@ again:
 		ar.reason = reason ? (text && *text ? text : reason_name(reason)) : "";
 		rc = audit_append(t, &ar, r->o.audit_max, NULL);
 	}
-	if (!rc && last && j->job_id[0]) {
+	if (!rc && last && j->job_id[0] && !j->no_final) {
 		rc = idem_set_outcome(t, j->job_id, jo, reason_name(jr), id);
 		if (rc == FH_ERR_NOT_FOUND)
 			rc = 0;       /* a recovered entry whose key was pruned */
 	}
-	if (!rc && last && j->op_id[0])
+	if (!rc && last && j->op_id[0] && !j->no_final)
 		rc = outbox_put(t, j->op_id, jo, reason_name(jr));
+	if (!rc && j->rec) {
+		/* the job record moves on with the close: deleted with the
+		 * final outcome, else it names the next step to admit */
+		rec_save(j->rec, &sv);
+		saved = true;
+		j->rec->outcome = jo;
+		j->rec->reason = jo != TASK_OUT_FAILED ? 0 : jr < 0 && jr > FH_ERR__LAST ? jr : FH_ERR_INTERNAL;
+		if (last) {
+			rc = jrnl_job_del(t, j->rec->id);
+			if (rc == FH_ERR_NOT_FOUND)
+				rc = 0;
+		} else {
+			j->rec->cur = next_step(j, cc->k, jo == TASK_OUT_FAILED);
+			j->rec->steps[j->rec->cur].entry_id = 0;
+			rc = jrnl_job_put(t, j->rec);
+		}
+	}
 	if (rc) {
 		store_txn_abort(t);
 		goto out;
@@ -1934,6 +2135,7 @@ again:
 	if (!rc) {
 		cc->job_outcome = jo;
 		cc->job_reason = jr;
+		saved = false;
 	}
 	if (!rc && rotate) {
 		char err[256];
@@ -1943,6 +2145,8 @@ again:
 	if (!rc && last && j->op_id[0])
 		notify_result(r);
 out:
+	if (saved)
+		rec_restore(j->rec, &sv);
 	if (rc)
 		stat_add(r, &r->s.store_failures, 1);
 	free(e);
@@ -2316,13 +2520,17 @@ static void step_note(struct recon_result *agg, size_t k, const struct recon_res
 		agg->nsteps = k + 1;
 }
 
+static bool cont_start(struct ijob *j, unsigned w, struct close_ctx *cc, struct recon_result *steps,
+		       struct recon_result *res, struct recon_result *first_fail, bool *failed, size_t *from);
+static void cont_row(struct ijob *j, size_t k, uint64_t id, const struct recon_result *res, const char *action);
+
 static void job_run(void *arg, unsigned w)
 {
 	struct ijob *j = arg;
 	struct recon_result res, first_fail, *steps;
 	struct close_ctx cc;
 	bool failed = false, have_fail = false;
-	size_t k;
+	size_t k, from = 0;
 
 	memset(&res, 0, sizeof(res));
 	memset(&first_fail, 0, sizeof(first_fail));
@@ -2337,17 +2545,32 @@ static void job_run(void *arg, unsigned w)
 		step_note(steps, 0, &res);
 		goto out;
 	}
-	for (k = 0; k < j->nsteps; k++) {
+	if (j->cont) {
+		/* a multi-step job an earlier process admitted: its step in
+		 * flight is resolved by the journal, then the rest runs here */
+		if (!cont_start(j, w, &cc, steps, &res, &first_fail, &failed, &from))
+			goto out;
+		have_fail = failed;
+	}
+	for (k = from; k < j->nsteps; k++) {
 		uint64_t id = 0;
 
-		if (failed && !(j->flags[k] & STEP_ALWAYS))
+		if (failed && !(j->flags[k] & STEP_ALWAYS)) {
+			cont_row(j, k, 0, NULL, "skipped (a step failed)");
 			continue;
+		}
 		if (admit(j, k, &id, &res) == ADMIT_DONE) {
 			step_note(steps, k, &res);
+			cont_row(j, k, 0, &res, res.outcome == TASK_OUT_NONE ? "not admitted, left" : "decided, not run");
 			if (res.outcome == TASK_OUT_NONE || (k == 0 && res.replayed))
 				break;                      /* not decided here (blocked, duplicate) or replayed */
-			if (k > 0)
+			if (k > 0 && !j->rec)
 				job_final(j, TASK_OUT_FAILED, res.reason);
+			if (k > 0 && cc.job_outcome != TASK_OUT_FAILED) {
+				/* a later step that runs (ALWAYS) does not make the job succeed */
+				cc.job_outcome = TASK_OUT_FAILED;
+				cc.job_reason = res.reason ? res.reason : FH_ERR_TASK;
+			}
 			if (!have_fail)
 				first_fail = res;
 			have_fail = failed = true;
@@ -2367,6 +2590,7 @@ static void job_run(void *arg, unsigned w)
 		owned_del(j->r, id);
 		unlock(j->r);
 		step_note(steps, k, &res);
+		cont_row(j, k, id, &res, res.outcome == TASK_OUT_NONE ? "left in flight" : "ran, closed");
 		if (res.outcome == TASK_OUT_NONE)
 			break;                              /* left in flight */
 		if (res.outcome != TASK_OUT_EXECUTED) {
@@ -2428,20 +2652,27 @@ static int params_from_json(struct gate_action *a, const struct json *o)
 	return rc ? FH_ERR_DECODE : 0;
 }
 
-static int action_from_entry(struct recon *r, const struct jrnl_entry *e, struct gate_action *a)
+/* An action from its journaled form (op, vmid, canonical params). */
+static int action_from_parts(struct recon *r, const char *op, int64_t vmid, const char *params,
+			     struct gate_action *a)
 {
 	const struct json_limits lim = { JRNL_PARAMS_MAX + 1, 4, false };
 	struct json *root = NULL;
 	int rc;
 
-	rc = gate_action_init(a, e->op, r->host_id, e->vmid > 0 ? e->vmid : 0);
-	if (rc || !e->params[0])
+	rc = gate_action_init(a, op, r->host_id, vmid > 0 ? vmid : 0);
+	if (rc || !params[0])
 		return rc;
-	rc = json_parse(e->params, strlen(e->params), &lim, &root, NULL, 0);
+	rc = json_parse(params, strlen(params), &lim, &root, NULL, 0);
 	if (!rc)
 		rc = params_from_json(a, root);
 	json_free(root);
 	return rc;
+}
+
+static int action_from_entry(struct recon *r, const struct jrnl_entry *e, struct gate_action *a)
+{
+	return action_from_parts(r, e->op, e->vmid, e->params, a);
 }
 
 /* ============================================================ recovery */
@@ -2564,6 +2795,7 @@ struct rctx {
 	pthread_mutex_t mu;
 	struct recon_recovery c;
 	bool dry;
+	struct recon_recovery_row last;      /* the last row emitted (dry runs read it) */
 };
 
 static void row_emit(struct rctx *x, const struct recon_recovery_row *row, size_t *counter)
@@ -2573,6 +2805,7 @@ static void row_emit(struct rctx *x, const struct recon_recovery_row *row, size_
 	pthread_mutex_lock(&x->mu);
 	if (counter)
 		(*counter)++;
+	x->last = *row;
 	if (x->fn)
 		x->fn(row, x->arg);
 	pthread_mutex_unlock(&x->mu);
@@ -2741,15 +2974,16 @@ static void row_init(struct recon_recovery_row *row, const struct jrnl_entry *e)
 }
 
 /* Resolves one in-flight entry. Dry run (j NULL): looks and reports only.
- * Otherwise on worker w as job j: closes, awaits or re-posts. */
+ * Otherwise on worker w as step k of job j (cc: the job so far): closes,
+ * awaits or re-posts. */
 static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_entry *e, struct ijob *j, unsigned w,
-		    struct rctx *x, struct recon_result *res)
+		    size_t k, struct close_ctx *ccp, struct rctx *x, struct recon_result *res)
 {
 	bool dry = j == NULL;
 	struct recon_recovery_row row;
 	struct gate_action *a = NULL, tmp;
 	struct pve_task_status ts;
-	struct close_ctx cc;
+	struct close_ctx cc0, *cc = ccp ? ccp : &cc0;
 	struct pve_err pe;
 	char upid[UPID_MAX] = "", why[160] = "";
 	bool adopted = false;
@@ -2758,11 +2992,12 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 	int rc;
 
 	row_init(&row, e);
-	memset(&cc, 0, sizeof(cc));
+	memset(&cc0, 0, sizeof(cc0));
+	cc->k = k;
 	memset(res, 0, sizeof(*res));
 	res->jrnl_id = e->id;
 	if (j) {
-		a = &j->steps[0];
+		a = &j->steps[k];
 	} else {
 		a = &tmp;
 		if (action_from_entry(r, e, a)) {
@@ -2783,7 +3018,7 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 			return;
 		}
 		rc = close_entry(j, e->id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_INTERRUPTED,
-				 "interrupted: host ops are never re-run; sign again to retry", &cc);
+				 "interrupted: host ops are never re-run; sign again to retry", cc);
 		row.action = rc ? "left in flight (store)" : "closed failed (interrupted)";
 		res->outcome = rc ? TASK_OUT_NONE : TASK_OUT_FAILED;
 		res->reason = rc ? rc : FH_ERR_INTERRUPTED;
@@ -2842,7 +3077,7 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 				stat_add(r, &r->s.adopted, 1);
 			}
 			rc = close_entry(j, e->id, a, false, ok ? TASK_EV_SUCCEEDED : TASK_EV_FAILED,
-					 ok ? TASK_OUT_EXECUTED : TASK_OUT_FAILED, ok ? 0 : FH_ERR_TASK, ts.exitstatus, &cc);
+					 ok ? TASK_OUT_EXECUTED : TASK_OUT_FAILED, ok ? 0 : FH_ERR_TASK, ts.exitstatus, cc);
 			row.action = rc ? "left in flight (store)" : "closed";
 			res->outcome = rc ? TASK_OUT_NONE : row.outcome;
 			copy(res->upid, sizeof(res->upid), upid);
@@ -2865,7 +3100,7 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 				record_upid(r, e->id, upid);
 				stat_add(r, &r->s.adopted, 1);
 			}
-			await_and_close(j, c, e->id, a, upid, true, &cc, res);
+			await_and_close(j, c, e->id, a, upid, true, cc, res);
 			row.outcome = res->outcome;
 			row.action = res->outcome == TASK_OUT_NONE ? "left in flight" : "awaited, closed";
 			copy(row.detail, sizeof(row.detail), res->why);
@@ -2905,7 +3140,7 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 			counter = x ? &x->c.left : NULL;
 			break;
 		}
-		rc = close_entry(j, e->id, a, true, TASK_EV_SUCCEEDED, TASK_OUT_EXECUTED, 0, "in effect (recovered)", &cc);
+		rc = close_entry(j, e->id, a, true, TASK_EV_SUCCEEDED, TASK_OUT_EXECUTED, 0, "in effect (recovered)", cc);
 		row.action = rc ? "left in flight (store)" : "closed (in effect)";
 		res->outcome = rc ? TASK_OUT_NONE : TASK_OUT_EXECUTED;
 		counter = x ? (rc ? &x->c.left : &x->c.closed) : NULL;
@@ -2917,7 +3152,7 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 			counter = x ? &x->c.left : NULL;
 			break;
 		}
-		exec_step(j, w, 0, e->id, e->created_at, true, &cc, res);
+		exec_step(j, w, k, e->id, e->created_at, true, cc, res);
 		row.outcome = res->outcome;
 		copy(row.upid, sizeof(row.upid), res->upid);
 		row.action = res->outcome == TASK_OUT_NONE ? "left in flight" : "re-posted, closed";
@@ -2934,10 +3169,10 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 			break;
 		}
 		if (e->upid[0])
-			rc = close_entry(j, e->id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_NOT_FOUND, why, &cc);
+			rc = close_entry(j, e->id, a, false, TASK_EV_FAILED, TASK_OUT_FAILED, FH_ERR_NOT_FOUND, why, cc);
 		else
 			rc = close_entry(j, e->id, a, false, TASK_EV_ROLLED_BACK, TASK_OUT_FAILED, FH_ERR_UNSUPPORTED, why,
-					 &cc);
+					 cc);
 		row.action = rc ? "left in flight (store)" : e->upid[0] ? "closed failed" : "rolled back";
 		res->outcome = rc ? TASK_OUT_NONE : TASK_OUT_FAILED;
 		counter = x ? (rc ? &x->c.left : &x->c.closed) : NULL;
@@ -2952,11 +3187,16 @@ static void resolve(struct recon *r, struct pve_client *c, const struct jrnl_ent
 	row_emit(x, &row, counter);
 }
 
+static struct rctx *rctx_of(const struct ijob *j)
+{
+	return j->done == NULL && j->done_arg ? j->done_arg : NULL;
+}
+
 static void resume_run(struct ijob *j, unsigned w, struct recon_result *res)
 {
 	struct recon *r = j->r;
 	struct jrnl_entry *e = malloc(sizeof(*e));
-	struct rctx *x = j->done_arg && j->done == NULL ? j->done_arg : NULL;
+	struct rctx *x = rctx_of(j);
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -2981,16 +3221,391 @@ static void resume_run(struct ijob *j, unsigned w, struct recon_result *res)
 		free(e);
 		return;
 	}
-	resolve(r, r->wc[w], e, j, w, x, res);
+	resolve(r, r->wc[w], e, j, w, 0, NULL, x, res);
 	free(e);
 }
+
+/* ---- multi-step jobs (jrnl.h job records) ---- */
+
+/* The idempotency key and op id of a job from its journal job id and
+ * source, as a job is submitted (the planner's have no key). */
+static void job_keys(enum jrnl_source src, const char *jkey, const char *op_id, char *key, size_t keylen,
+		     char *op, size_t oplen)
+{
+	copy(key, keylen, src != JRNL_SRC_DESIRED ? jkey : "");
+	if (op_id)
+		copy(op, oplen, op_id);
+	else
+		copy(op, oplen, !strncmp(jkey, "op:", 3) ? jkey + 3 : "");
+}
+
+/* Closes job id failed without running anything more of it: its record
+ * does not decode, or disagrees with the journal. One transaction: the
+ * idempotency outcome (when still executing), the op result, the record
+ * deleted. The key and op id come from the first step's entry (the record
+ * cannot be trusted); rec, when readable, gives the op id. Its entries
+ * still in flight are resolved alone (no_final). The job's journal job id
+ * goes to jkey (cap n; "" when unknown). */
+static int close_bad_job(struct recon *r, uint64_t id, const struct jrnl_job *rec, struct rctx *x, const char *why,
+			 char *jkey, size_t n)
+{
+	struct jrnl_entry *e = malloc(sizeof(*e));
+	struct recon_recovery_row row;
+	struct store_txn *t = NULL;
+	struct idem_rec ir;
+	char key[RECON_JOB_ID_MAX + 1] = "", op[129] = "";
+	bool have = false;
+	int rc;
+
+	if (!e)
+		return FH_ERR_NOMEM;
+	jkey[0] = '\0';
+	memset(&row, 0, sizeof(row));
+	row.id = id;
+	row.state = TASK_QUEUED;
+	row.vmid = JRNL_NO_VMID;
+	copy(row.op, sizeof(row.op), "job");
+	if (jrnl_get(r->st, id, e) == 0) {
+		have = true;
+		job_keys(e->source, e->job_id, rec ? rec->op_id : NULL, key, sizeof(key), op, sizeof(op));
+		copy(jkey, n, e->job_id);
+		copy(row.job_id, sizeof(row.job_id), e->job_id);
+		copy(row.op, sizeof(row.op), e->op);
+		row.vmid = e->vmid;
+	}
+	rc = store_txn_begin(r->st, true, &t);
+	if (!rc && have && key[0] && idem_lookup(t, key, &ir) == 0 && ir.outcome == TASK_OUT_NONE)
+		rc = idem_set_outcome(t, key, TASK_OUT_FAILED, reason_name(FH_ERR_DECODE), 0);
+	if (!rc && op[0])
+		rc = outbox_put(t, op, TASK_OUT_FAILED, reason_name(FH_ERR_DECODE));
+	if (!rc) {
+		rc = jrnl_job_del(t, id);
+		if (rc == FH_ERR_NOT_FOUND)
+			rc = 0;
+	}
+	if (t) {
+		if (rc)
+			store_txn_abort(t);
+		else
+			rc = store_txn_commit(t);
+	}
+	if (!rc && op[0])
+		notify_result(r);
+	row.found = "job record unreadable";
+	row.action = rc ? "left (store)" : "job closed failed";
+	row.outcome = rc ? TASK_OUT_NONE : TASK_OUT_FAILED;
+	snprintf(row.detail, sizeof(row.detail), "%s%s%s", why, rc ? ": " : "", rc ? fh_strerror(rc) : "");
+	if (x) {
+		pthread_mutex_lock(&x->mu);
+		x->c.jobs_failed += !rc;
+		pthread_mutex_unlock(&x->mu);
+	}
+	row_emit(x, &row, NULL);
+	free(e);
+	return rc;
+}
+
+/* Rebuilds job j from its record (taken over: j->rec). FH_ERR_DECODE when
+ * a step does not make an action of this host's lane. */
+static int job_from_rec(struct ijob *j, struct jrnl_job *rec)
+{
+	struct recon *r = j->r;
+	size_t i;
+
+	j->rec = rec;
+	j->source = rec->source;
+	copy(j->jkey, sizeof(j->jkey), rec->job_id);
+	job_keys(rec->source, rec->job_id, rec->op_id, j->job_id, sizeof(j->job_id), j->op_id, sizeof(j->op_id));
+	copy(j->pending_key, sizeof(j->pending_key), j->job_id);
+	j->idem_exp = rec->idem_expires_at;
+	if (rec->nsteps < 1 || rec->nsteps > RECON_STEPS_MAX)
+		return FH_ERR_DECODE;
+	j->nsteps = rec->nsteps;
+	for (i = 0; i < rec->nsteps; i++) {
+		const struct jrnl_job_step *st = &rec->steps[i];
+
+		if (st->vmid != rec->steps[0].vmid || action_from_parts(r, st->op, st->vmid, st->params, &j->steps[i]))
+			return FH_ERR_DECODE;
+		j->flags[i] = (st->flags & JRNL_F__ALL) | ((st->flags & JRNL_JOB_STEP_ALWAYS) ? STEP_ALWAYS : 0);
+		j->step_ids[i] = st->entry_id;
+	}
+	return 0;
+}
+
+/* The start of a continuation: loads the record, resolves the step in
+ * flight (by the journal: never dispatched again once posted) and says
+ * where the loop goes on (*from) and whether the job has failed. false:
+ * nothing more runs now (res says why). */
+static bool cont_start(struct ijob *j, unsigned w, struct close_ctx *cc, struct recon_result *steps,
+		       struct recon_result *res, struct recon_result *first_fail, bool *failed, size_t *from)
+{
+	struct recon *r = j->r;
+	struct rctx *x = rctx_of(j);
+	struct jrnl_job *rec = malloc(sizeof(*rec));
+	struct jrnl_entry *e = NULL;
+	char jk[RECON_JOB_ID_MAX + 1];
+	const char *bad = NULL;
+	size_t k;
+	int rc;
+
+	if (!rec) {
+		res->reason = FH_ERR_NOMEM;
+		return false;
+	}
+	rc = jrnl_job_get(r->st, j->rec_id, rec);
+	if (rc == FH_ERR_NOT_FOUND) {
+		free(rec);                /* finished meanwhile */
+		return false;
+	}
+	if (rc == FH_ERR_DECODE) {
+		free(rec);
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_DECODE;
+		close_bad_job(r, j->rec_id, NULL, x, "the job record does not decode", jk, sizeof(jk));
+		return false;
+	}
+	if (rc) {
+		free(rec);
+		res->reason = rc;
+		return false;
+	}
+	if (job_from_rec(j, rec)) {
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_DECODE;
+		close_bad_job(r, j->rec_id, rec, x, "a step of the job record is not an action of this host", jk,
+			      sizeof(jk));
+		return false;
+	}
+	cc->job_outcome = rec->outcome;
+	cc->job_reason = rec->reason;
+	*failed = rec->outcome == TASK_OUT_FAILED;
+	if (*failed) {
+		memset(first_fail, 0, sizeof(*first_fail));
+		first_fail->outcome = TASK_OUT_FAILED;
+		first_fail->reason = rec->reason;
+		copy(first_fail->why, sizeof(first_fail->why), "an earlier step failed (before the restart)");
+	}
+	k = rec->cur;
+	*from = k;
+	if (!rec->steps[k].entry_id)
+		return true;              /* between two steps: k is the next to admit */
+	e = malloc(sizeof(*e));
+	if (!e) {
+		res->reason = FH_ERR_NOMEM;
+		return false;
+	}
+	rc = jrnl_get(r->st, rec->steps[k].entry_id, e);
+	if (rc == FH_ERR_NOT_FOUND || rc == FH_ERR_DECODE || (!rc && task_state_terminal(e->state)))
+		bad = "the job record disagrees with the journal";
+	else if (!rc && (e->vmid != rec->steps[k].vmid || strcmp(e->op, rec->steps[k].op) ||
+			 strcmp(e->job_id, rec->job_id)))
+		bad = "the job's step in flight is another operation";
+	if (bad) {
+		res->outcome = TASK_OUT_FAILED;
+		res->reason = FH_ERR_DECODE;
+		close_bad_job(r, j->rec_id, rec, x, bad, jk, sizeof(jk));
+		free(e);
+		return false;
+	}
+	if (rc) {
+		res->reason = rc;
+		free(e);
+		return false;
+	}
+	if (atomic_load(&r->blocked) && !e->upid[0]) {
+		struct recon_recovery_row row;
+
+		row_init(&row, e);
+		row.found = "blocked";
+		row.action = "left in flight";
+		row_emit(x, &row, x ? &x->c.left : NULL);
+		res->reason = FH_ERR_BLOCKED;
+		free(e);
+		return false;
+	}
+	/* the entry is this job's while it is resolved */
+	lock(r);
+	rc = owned_add(r, e->id);
+	unlock(r);
+	resolve(r, r->wc[w], e, j, w, k, cc, x, res);
+	if (!rc) {
+		lock(r);
+		owned_del(r, e->id);
+		unlock(r);
+	}
+	free(e);
+	step_note(steps, k, res);
+	if (res->outcome == TASK_OUT_NONE)
+		return false;             /* still in flight: the record stays */
+	if (res->outcome != TASK_OUT_EXECUTED) {
+		if (!*failed)
+			*first_fail = *res;
+		*failed = true;
+	}
+	*from = k + 1;
+	return true;
+}
+
+/* One recovery row for step k of a continuation (nothing outside
+ * recovery). */
+static void cont_row(struct ijob *j, size_t k, uint64_t id, const struct recon_result *res, const char *action)
+{
+	struct rctx *x = j->cont ? rctx_of(j) : NULL;
+	struct recon_recovery_row row;
+	size_t *counter = NULL;
+
+	if (!x)
+		return;
+	memset(&row, 0, sizeof(row));
+	row.id = id;
+	copy(row.job_id, sizeof(row.job_id), j->jkey);
+	copy(row.op, sizeof(row.op), j->steps[k].b.op);
+	row.vmid = j->steps[k].b.has_guest ? j->steps[k].b.guest_id : JRNL_NO_VMID;
+	row.state = TASK_QUEUED;
+	row.found = "continuation";
+	row.action = action;
+	if (res) {
+		row.outcome = res->outcome;
+		copy(row.upid, sizeof(row.upid), res->upid);
+	}
+	snprintf(row.detail, sizeof(row.detail), "step %zu/%zu of job %" PRIu64 "%s%.120s", k + 1, j->nsteps,
+		 j->rec_id, res && res->why[0] ? ": " : "", res ? res->why : "");
+	if (id && res && res->outcome != TASK_OUT_NONE)
+		counter = &x->c.continued;
+	else if (id)
+		counter = &x->c.left;
+	row_emit(x, &row, counter);
+}
+
+/* ---- the recovery scan ---- */
+
+struct jobref {
+	uint64_t id;                 /* the job record's id */
+	uint64_t entry;              /* its step in flight, 0 between steps */
+	int64_t lane;
+	bool bad;                    /* the record does not decode */
+	enum task_outcome pred;      /* dry run: what the step in flight would come to */
+};
 
 struct enq {
 	struct recon *r;
 	struct rctx *x;
 	int rc;
 	size_t n;
+	struct jobref *jobs;
+	size_t njobs, ajobs;
+	uint64_t *entries;           /* sorted: entries in flight that belong to open jobs */
+	size_t nentries;
+	char (*bad_keys)[RECON_JOB_ID_MAX + 1];   /* journal job ids of jobs closed failed */
+	size_t nbad;
 };
+
+static void enq_free(struct enq *q)
+{
+	free(q->jobs);
+	free(q->entries);
+	free(q->bad_keys);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int collect_job(uint64_t id, const struct jrnl_job *jb, int rc, void *arg)
+{
+	struct enq *q = arg;
+	struct jobref *jr;
+
+	(void)rc;
+	if (q->njobs == q->ajobs) {
+		size_t na = q->ajobs ? q->ajobs * 2 : 16;
+		struct jobref *nv = realloc(q->jobs, na * sizeof(*nv));
+
+		if (!nv)
+			return FH_ERR_NOMEM;
+		q->jobs = nv;
+		q->ajobs = na;
+	}
+	jr = &q->jobs[q->njobs++];
+	memset(jr, 0, sizeof(*jr));
+	jr->id = id;
+	jr->bad = jb == NULL;
+	if (jb) {
+		jr->entry = jb->steps[jb->cur].entry_id;
+		jr->lane = jb->steps[0].vmid > 0 ? jb->steps[0].vmid : 0;
+	}
+	return 0;
+}
+
+/* Reads the open jobs into q: the job list and the sorted set of their
+ * entries in flight. */
+static int collect_jobs(struct recon *r, struct enq *q)
+{
+	size_t i;
+	int rc = jrnl_jobs_open(r->st, collect_job, q);
+
+	if (rc)
+		return rc;
+	if (!q->njobs)
+		return 0;
+	q->entries = calloc(q->njobs, sizeof(*q->entries));
+	q->bad_keys = calloc(q->njobs, sizeof(*q->bad_keys));
+	if (!q->entries || !q->bad_keys)
+		return FH_ERR_NOMEM;
+	for (i = 0; i < q->njobs; i++)
+		if (!q->jobs[i].bad && q->jobs[i].entry)
+			q->entries[q->nentries++] = q->jobs[i].entry;
+	qsort(q->entries, q->nentries, sizeof(uint64_t), cmp_u64);
+	if (q->x) {
+		pthread_mutex_lock(&q->x->mu);
+		q->x->c.jobs += q->njobs;
+		pthread_mutex_unlock(&q->x->mu);
+	}
+	return 0;
+}
+
+static bool job_entry(const struct enq *q, uint64_t id)
+{
+	return q->nentries && bsearch(&id, q->entries, q->nentries, sizeof(uint64_t), cmp_u64) != NULL;
+}
+
+static bool bad_key(const struct enq *q, const char *jkey)
+{
+	size_t i;
+
+	for (i = 0; jkey[0] && i < q->nbad; i++)
+		if (!strcmp(q->bad_keys[i], jkey))
+			return true;
+	return false;
+}
+
+/* Submits a recovery job, waiting for room: every entry and job is
+ * resolved, none is refused. 0 or the submit error. */
+static int submit_waiting(struct recon *r, struct ijob *j)
+{
+	int rc;
+
+	while ((rc = recon_queue_submit(r->q, j->lane, job_run, job_drop, j)) == FH_ERR_QUEUE_FULL &&
+	       !atomic_load(&r->stopping)) {
+		struct timespec ts = { 0, 5 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
+static void enq_failed(struct enq *q, int rc)
+{
+	q->rc = q->rc ? q->rc : rc;
+	if (q->x) {
+		pthread_mutex_lock(&q->x->mu);
+		q->x->c.left++;
+		pthread_mutex_unlock(&q->x->mu);
+	}
+}
 
 static int enqueue_resume(const struct jrnl_entry *e, void *arg)
 {
@@ -2999,6 +3614,8 @@ static int enqueue_resume(const struct jrnl_entry *e, void *arg)
 	struct ijob *j;
 	int rc;
 
+	if (job_entry(q, e->id))
+		return 0;                 /* its job's continuation resolves it */
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return FH_ERR_NOMEM;
@@ -3018,10 +3635,10 @@ static int enqueue_resume(const struct jrnl_entry *e, void *arg)
 		}
 	}
 	copy(j->jkey, sizeof(j->jkey), e->job_id);
-	if (e->source != JRNL_SRC_DESIRED)
-		copy(j->job_id, sizeof(j->job_id), e->job_id);
-	if (!strncmp(e->job_id, "op:", 3))
-		copy(j->op_id, sizeof(j->op_id), e->job_id + 3);
+	job_keys(e->source, e->job_id, NULL, j->job_id, sizeof(j->job_id), j->op_id, sizeof(j->op_id));
+	/* a step of a job closed failed for its unreadable record: only the
+	 * entry is closed, the job's outcome stands */
+	j->no_final = bad_key(q, e->job_id);
 	j->lane = e->vmid > 0 ? e->vmid : 0;
 	j->resume_id = e->id;
 	j->done_arg = q->x;       /* the recovery context (done stays NULL) */
@@ -3032,29 +3649,85 @@ static int enqueue_resume(const struct jrnl_entry *e, void *arg)
 		ijob_free(j);
 		return rc == FH_ERR_DUPLICATE ? 0 : rc;
 	}
-	/* recovery respects the queue's caps by waiting for room: every
-	 * entry is resolved, none is refused */
-	while ((rc = recon_queue_submit(r->q, j->lane, job_run, job_drop, j)) == FH_ERR_QUEUE_FULL &&
-	       !atomic_load(&r->stopping)) {
-		struct timespec ts = { 0, 5 * 1000000L };
-
-		nanosleep(&ts, NULL);
-	}
+	rc = submit_waiting(r, j);
 	if (rc) {
 		lock(r);
 		owned_del(r, e->id);
 		unlock(r);
 		ijob_free(j);
-		q->rc = q->rc ? q->rc : rc;
-		if (q->x) {
-			pthread_mutex_lock(&q->x->mu);
-			q->x->c.left++;
-			pthread_mutex_unlock(&q->x->mu);
-		}
+		enq_failed(q, rc);
 		return 0;
 	}
 	q->n++;
 	return 0;
+}
+
+/* Queues the continuation of open job jr. */
+static int enqueue_cont(struct enq *q, const struct jobref *jr)
+{
+	struct recon *r = q->r;
+	struct ijob *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j)
+		return FH_ERR_NOMEM;
+	j->r = r;
+	j->steps = calloc(RECON_STEPS_MAX, sizeof(*j->steps));
+	if (!j->steps) {
+		ijob_free(j);
+		return FH_ERR_NOMEM;
+	}
+	j->cont = true;
+	j->rec_id = jr->id;
+	j->lane = jr->lane;
+	j->done_arg = q->x;
+	lock(r);
+	rc = owned_has(r, jr->id) ? FH_ERR_DUPLICATE : owned_add(r, jr->id);
+	unlock(r);
+	if (rc) {
+		j->rec_id = 0;            /* not ours to release */
+		ijob_free(j);
+		return rc == FH_ERR_DUPLICATE ? 0 : rc;   /* running in this process */
+	}
+	rc = submit_waiting(r, j);
+	if (rc) {
+		lock(r);
+		owned_del(r, jr->id);
+		unlock(r);
+		ijob_free(j);
+		enq_failed(q, rc);
+		return 0;
+	}
+	q->n++;
+	return 0;
+}
+
+/* The open jobs and the entries in flight: jobs whose record is unreadable
+ * are closed failed at once, every other job is continued, every entry
+ * that no job continues is resolved alone. Queued, not waited for. */
+static int recover_enqueue(struct recon *r, struct enq *q)
+{
+	size_t i;
+	int rc = collect_jobs(r, q);
+
+	for (i = 0; !rc && i < q->njobs; i++) {
+		if (!q->jobs[i].bad)
+			continue;
+		rc = close_bad_job(r, q->jobs[i].id, NULL, q->x, "the job record does not decode", q->bad_keys[q->nbad],
+				   sizeof(q->bad_keys[0]));
+		if (rc) {
+			enq_failed(q, rc);
+			rc = 0;
+		} else if (q->bad_keys[q->nbad][0]) {
+			q->nbad++;
+		}
+	}
+	if (!rc)
+		rc = jrnl_in_flight(r->st, enqueue_resume, q);
+	for (i = 0; !rc && i < q->njobs; i++)
+		if (!q->jobs[i].bad)
+			rc = enqueue_cont(q, &q->jobs[i]);
+	return rc;
 }
 
 int recon_resume(struct recon *r)
@@ -3069,21 +3742,83 @@ int recon_resume(struct recon *r)
 		return rc;
 	memset(&q, 0, sizeof(q));
 	q.r = r;
-	rc = jrnl_in_flight(r->st, enqueue_resume, &q);
+	rc = recover_enqueue(r, &q);
+	enq_free(&q);
 	return rc ? rc : q.rc;
 }
 
 struct dry {
 	struct recon *r;
 	struct rctx *x;
+	struct enq *q;
 };
 
 static int dry_one(const struct jrnl_entry *e, void *arg)
 {
 	struct dry *d = arg;
 	struct recon_result res;
+	size_t i;
 
-	resolve(d->r, d->r->main, e, NULL, 0, d->x, &res);
+	resolve(d->r, d->r->main, e, NULL, 0, 0, NULL, d->x, &res);
+	for (i = 0; i < d->q->njobs; i++)
+		if (!d->q->jobs[i].bad && d->q->jobs[i].entry == e->id)
+			d->q->jobs[i].pred = d->x->last.id == e->id ? d->x->last.outcome : TASK_OUT_NONE;
+	return 0;
+}
+
+/* Dry run: the rows of what the continuation of job jr would run. */
+static int dry_job(struct recon *r, struct rctx *x, const struct jobref *jr)
+{
+	struct jrnl_job *rec;
+	struct recon_recovery_row row;
+	size_t m, from;
+	bool failed, unsure, runs;
+	int rc;
+
+	memset(&row, 0, sizeof(row));
+	row.id = jr->id;
+	row.state = TASK_QUEUED;
+	if (jr->bad) {
+		copy(row.op, sizeof(row.op), "job");
+		row.vmid = JRNL_NO_VMID;
+		row.found = "job record unreadable";
+		row.action = "would close the job failed";
+		row.outcome = TASK_OUT_FAILED;
+		copy(row.detail, sizeof(row.detail), "the job record does not decode");
+		row_emit(x, &row, NULL);
+		return 0;
+	}
+	rec = malloc(sizeof(*rec));
+	if (!rec)
+		return FH_ERR_NOMEM;
+	rc = jrnl_job_get(r->st, jr->id, rec);
+	if (rc) {
+		free(rec);
+		return rc == FH_ERR_NOT_FOUND ? 0 : rc;
+	}
+	failed = rec->outcome == TASK_OUT_FAILED || (jr->entry && jr->pred == TASK_OUT_FAILED);
+	unsure = jr->entry && jr->pred == TASK_OUT_NONE;
+	from = jr->entry ? rec->cur + 1 : rec->cur;
+	for (m = from; m < rec->nsteps; m++) {
+		bool always = (rec->steps[m].flags & JRNL_JOB_STEP_ALWAYS) != 0;
+
+		row.id = 0;
+		copy(row.job_id, sizeof(row.job_id), rec->job_id);
+		copy(row.op, sizeof(row.op), rec->steps[m].op);
+		row.vmid = rec->steps[m].vmid;
+		row.found = "continuation";
+		runs = !failed || always;
+		if (!runs)
+			row.action = "would skip (a step failed)";
+		else if (always && (failed || unsure))
+			row.action = "would run (always)";
+		else
+			row.action = "would run";
+		snprintf(row.detail, sizeof(row.detail), "step %zu/%zu of job %" PRIu64 "%s", m + 1, rec->nsteps, jr->id,
+			 unsure && !failed && !always ? ": if the step in flight succeeds" : "");
+		row_emit(x, &row, runs ? &x->c.continued : NULL);
+	}
+	free(rec);
 	return 0;
 }
 
@@ -3091,33 +3826,38 @@ int recon_recover(struct recon *r, bool dry_run, recon_row_fn row, void *arg, st
 {
 	struct rctx x;
 	struct enq q;
-	size_t inflight = 0;
+	size_t inflight = 0, i;
 	int rc;
 
 	memset(&x, 0, sizeof(x));
+	memset(&q, 0, sizeof(q));
 	pthread_mutex_init(&x.mu, NULL);
 	x.fn = row;
 	x.arg = arg;
 	x.dry = dry_run;
+	q.r = r;
+	q.x = &x;
 	rc = build_known(r, &inflight);
 	if (rc)
 		goto out;
 	x.c.in_flight = inflight;
 	if (dry_run) {
-		struct dry d = { r, &x };
+		struct dry d = { r, &x, &q };
 
-		rc = jrnl_in_flight(r->st, dry_one, &d);
+		rc = collect_jobs(r, &q);
+		if (!rc)
+			rc = jrnl_in_flight(r->st, dry_one, &d);
+		for (i = 0; !rc && i < q.njobs; i++)
+			rc = dry_job(r, &x, &q.jobs[i]);
 		goto out;
 	}
-	memset(&q, 0, sizeof(q));
-	q.r = r;
-	q.x = &x;
-	rc = jrnl_in_flight(r->st, enqueue_resume, &q);
+	rc = recover_enqueue(r, &q);
 	/* the jobs refer to x: wait for them whatever happened */
 	recon_queue_wait_idle(r->q);
 	if (!rc)
 		rc = q.rc;
 out:
+	enq_free(&q);
 	if (out)
 		*out = x.c;
 	pthread_mutex_destroy(&x.mu);

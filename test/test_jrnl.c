@@ -4,7 +4,9 @@
  * in-flight iteration order (and a callback that writes), a nonce, an
  * idempotency key and an intent committed and aborted together, restart
  * persistence, retention pruning, provenance, validation, corrupt records,
- * and idempotency records with their expiry pruning. */
+ * idempotency records with their expiry pruning, and multi-step job
+ * records (kept beside the in-flight entries, validated, counted as work
+ * while between steps, corrupt ones typed). */
 #include "harness.h"
 
 #include <errno.h>
@@ -871,6 +873,240 @@ T_TEST(t_idem)
 	store_close(st);
 }
 
+/* ---------------------------------------------------- job records */
+
+static void job_fill(struct jrnl_job *j, uint64_t first)
+{
+	static const char *const ops[] = { "snapshot", "rollback", "delete_snapshot" };
+	size_t i;
+
+	memset(j, 0, sizeof *j);
+	j->id = first;
+	j->source = JRNL_SRC_SELFTEST;
+	snprintf(j->job_id, sizeof j->job_id, "selftest:101:1");
+	snprintf(j->op_id, sizeof j->op_id, "op-7");
+	j->idem_expires_at = 2000000000;
+	j->nsteps = 3;
+	for (i = 0; i < 3; i++) {
+		snprintf(j->steps[i].op, sizeof j->steps[i].op, "%s", ops[i]);
+		j->steps[i].vmid = 101;
+		snprintf(j->steps[i].params, sizeof j->steps[i].params, "{\"name\":\"s1\"}");
+	}
+	j->steps[2].flags = JRNL_JOB_STEP_ALWAYS;
+	j->steps[0].entry_id = first;
+	j->outcome = TASK_OUT_NONE;
+}
+
+static int job_put1(struct store *st, const struct jrnl_job *j)
+{
+	struct store_txn *t = NULL;
+	int r = store_txn_begin(st, true, &t);
+
+	if (r)
+		return r;
+	r = jrnl_job_put(t, j);
+	if (r) {
+		T_EQ_INT(store_txn_err(t), 0);    /* refused: not sticky */
+		store_txn_abort(t);
+		return r;
+	}
+	return store_txn_commit(t);
+}
+
+struct jseen {
+	int n, bad;
+	uint64_t ids[16];
+};
+
+static int job_seen(uint64_t id, const struct jrnl_job *j, int rc, void *arg)
+{
+	struct jseen *s = arg;
+
+	if (s->n < 16)
+		s->ids[s->n++] = id;
+	if (!j) {
+		if (rc != FH_ERR_DECODE)
+			s->bad = 100;
+		s->bad++;
+	} else if (j->id != id) {
+		s->bad = 1000;
+	}
+	return 0;
+}
+
+T_TEST(t_job_records)
+{
+	char dir[300];
+	struct store *st = open_fresh(dir, sizeof dir);
+	struct jrnl_job *j = calloc(1, sizeof *j), *g = calloc(1, sizeof *g);
+	struct jrnl_stats js;
+	struct seen s;
+	struct jseen js2;
+	struct store_txn *t = NULL;
+	unsigned char k[9];
+	uint64_t a, b, c, d;
+
+	/* entries 1..4 in flight; jobs on 1 and 3 */
+	a = intent1(st, "selftest:101:1", "snapshot", 101, 0);
+	b = intent1(st, "other", "start", 102, 0);
+	c = intent1(st, "job-c", "start", 103, 0);
+	d = intent1(st, "x", "stop", 104, 0);
+	T_CHECK(a == 1 && b == 2 && c == 3 && d == 4);
+	job_fill(j, a);
+	T_OK(job_put1(st, j));
+	job_fill(g, c);
+	g->steps[0].vmid = g->steps[1].vmid = g->steps[2].vmid = 103;
+	T_OK(job_put1(st, g));
+	T_OK(jrnl_job_get(st, a, g));
+	T_EQ_INT(g->id, a);
+	T_EQ_INT(g->nsteps, 3);
+	T_EQ_STR(g->steps[1].op, "rollback");
+	T_EQ_STR(g->steps[2].params, "{\"name\":\"s1\"}");
+	T_EQ_INT(g->steps[2].flags, JRNL_JOB_STEP_ALWAYS);
+	T_EQ_STR(g->op_id, "op-7");
+	T_CHECK(g->created_at > 0 && g->updated_at >= g->created_at);
+	/* the in-flight walk sees entries only, in order */
+	memset(&s, 0, sizeof s);
+	T_OK(jrnl_in_flight(st, collect_all_ok, &s));
+	T_EQ_INT(s.n, 4);
+	T_CHECK(s.ids[0] == 1 && s.ids[1] == 2 && s.ids[2] == 3 && s.ids[3] == 4);
+	/* the job walk sees jobs only */
+	memset(&js2, 0, sizeof js2);
+	T_OK(jrnl_jobs_open(st, job_seen, &js2));
+	T_EQ_INT(js2.n, 2);
+	T_EQ_INT(js2.bad, 0);
+	T_CHECK(js2.ids[0] == a && js2.ids[1] == c);
+	T_OK(jrnl_get_stats(st, &js));
+	T_EQ_INT(js.in_flight, 4);
+	T_EQ_INT(js.jobs_open, 2);
+	T_EQ_INT(js.jobs_waiting, 0);
+
+	/* step 1 closed, step 2 not admitted: the job waits, and counts as
+	 * work in flight */
+	event1(st, a, TASK_EV_POSTED);
+	close1(st, a, TASK_EV_SUCCEEDED, TASK_OUT_EXECUTED);
+	j->cur = 1;
+	j->outcome = TASK_OUT_EXECUTED;
+	T_OK(job_put1(st, j));
+	T_OK(jrnl_get_stats(st, &js));
+	T_EQ_INT(js.in_flight, 3 + 1);
+	T_EQ_INT(js.jobs_waiting, 1);
+	memset(&s, 0, sizeof s);
+	T_OK(jrnl_in_flight(st, collect_all_ok, &s));
+	T_EQ_INT(s.n, 3);
+	/* step 2 admitted as entry 5 */
+	j->steps[1].entry_id = intent1(st, "selftest:101:1", "rollback", 101, 0);
+	T_EQ_INT(j->steps[1].entry_id, 5);
+	T_OK(job_put1(st, j));
+	T_OK(jrnl_get_stats(st, &js));
+	T_EQ_INT(js.in_flight, 4);
+	T_EQ_INT(js.jobs_waiting, 0);
+
+	/* validation: refused, nothing written, not sticky */
+	*g = *j;
+	g->nsteps = 1;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->cur = 3;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->steps[2].entry_id = 9;             /* a step after cur with an entry */
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->steps[0].entry_id = 2;             /* the first step is the key */
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->steps[1].flags = 0x800;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	snprintf(g->steps[1].op, sizeof g->steps[1].op, "Roll-back");
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->outcome = TASK_OUT_PENDING_SIGNATURE;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->reason = 5;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->op_id[3] = '\n';
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	*g = *j;
+	g->idem_expires_at = 0;
+	T_ERR(job_put1(st, g), FH_ERR_INVAL);
+	T_OK(jrnl_job_get(st, a, g));
+	T_EQ_INT(g->cur, 1);
+	T_EQ_INT(g->steps[1].entry_id, 5);
+
+	/* persisted across a restart */
+	store_close(st);
+	st = reopen(dir);
+	T_OK(jrnl_job_get(st, a, g));
+	T_EQ_INT(g->steps[1].entry_id, 5);
+
+	/* a record that does not decode: typed, and the walk reports it */
+	T_OK(store_txn_begin(st, true, &t));
+	store_be64_put(k, c);
+	k[8] = 'J';
+	T_OK(store_put(t, STORE_DB_JRNL_OPEN, k, sizeof k, "\x01\x07", 2));
+	T_OK(store_txn_commit(t));
+	T_ERR(jrnl_job_get(st, c, g), FH_ERR_DECODE);
+	memset(&js2, 0, sizeof js2);
+	T_OK(jrnl_jobs_open(st, job_seen, &js2));
+	T_EQ_INT(js2.n, 2);
+	T_EQ_INT(js2.bad, 1);
+	T_OK(jrnl_get_stats(st, &js));
+	T_EQ_INT(js.jobs_waiting, 1);         /* the unreadable one: recovery must look */
+	/* a valid record with a byte flipped in its step count, and one
+	 * with a byte trailing */
+	{
+		const void *v;
+		size_t vl;
+		unsigned char *cp;
+
+		T_OK(store_txn_begin(st, true, &t));
+		store_be64_put(k, a);
+		T_OK(store_get(t, STORE_DB_JRNL_OPEN, k, sizeof k, &v, &vl));
+		cp = malloc(vl + 1);
+		memcpy(cp, v, vl);
+		cp[vl] = 0;
+		T_OK(store_put(t, STORE_DB_JRNL_OPEN, k, sizeof k, cp, vl + 1));
+		T_OK(store_txn_commit(t));
+		T_ERR(jrnl_job_get(st, a, g), FH_ERR_DECODE);
+		cp[2] = 9;
+		T_OK(store_txn_begin(st, true, &t));
+		T_OK(store_put(t, STORE_DB_JRNL_OPEN, k, sizeof k, cp, vl));
+		T_OK(store_txn_commit(t));
+		T_ERR(jrnl_job_get(st, a, g), FH_ERR_DECODE);
+		cp[2] = 3;
+		T_OK(store_txn_begin(st, true, &t));
+		T_OK(store_put(t, STORE_DB_JRNL_OPEN, k, sizeof k, cp, vl));
+		T_OK(store_txn_commit(t));
+		T_OK(jrnl_job_get(st, a, g));
+		free(cp);
+	}
+
+	/* deleted with the job's end; a second delete is NOT_FOUND */
+	T_OK(store_txn_begin(st, true, &t));
+	T_OK(jrnl_job_del(t, a));
+	T_ERR(jrnl_job_del(t, a), FH_ERR_NOT_FOUND);
+	T_OK(jrnl_job_del(t, c));
+	T_OK(store_txn_commit(t));
+	T_ERR(jrnl_job_get(st, a, g), FH_ERR_NOT_FOUND);
+	memset(&js2, 0, sizeof js2);
+	T_OK(jrnl_jobs_open(st, job_seen, &js2));
+	T_EQ_INT(js2.n, 0);
+	T_OK(jrnl_get_stats(st, &js));
+	T_EQ_INT(js.jobs_open, 0);
+	T_EQ_INT(js.in_flight, 4);
+	/* pruning leaves job records alone (none here), entries still walk */
+	memset(&s, 0, sizeof s);
+	T_OK(jrnl_in_flight(st, collect_all_ok, &s));
+	T_EQ_INT(s.n, 4);
+	free(j);
+	free(g);
+	store_close(st);
+}
+
 int main(void)
 {
 	char tmp[200];
@@ -888,6 +1124,7 @@ int main(void)
 	T_RUN(t_close_text_cleaned);
 	T_RUN(t_corrupt_record);
 	T_RUN(t_idem);
+	T_RUN(t_job_records);
 	nftw(g_base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return t_done();
 }

@@ -8,7 +8,11 @@
  * wait, global mutation cap), blocked, recovery of every kind of in-flight
  * entry (backup_prune's rule included), a planned stop of a customer guest
  * held for a signature, and the outbox delivered by the daemon to
- * test/hubsim. */
+ * test/hubsim. Multi-step jobs (snapshot -> rollback -> delete ALWAYS)
+ * stopped during step 1, between steps 1 and 2, and during a failing
+ * step 2 are finished by recovery (each POST once against pvesim's
+ * request log, the idempotency outcome and the op result once), and an
+ * unreadable job record closes its job failed. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +28,7 @@
 #include "harness.h"
 #include "idem.h"
 #include "jrnl.h"
+#include "json.h"
 #include "outbox.h"
 #include "recon.h"
 #include "sim.h"
@@ -1139,9 +1144,453 @@ T_TEST(t_signed_op_outcome_in_outbox_once)
 	fx_close(&f);
 }
 
+/* ================================================ multi-step jobs */
+
+/* snapshot -> rollback -> delete_snapshot (ALWAYS) of one snapshot on
+ * vmid, as the selftest builds it, with a hub op id. */
+static struct recon_job *job3(const char *job_id, const char *op_id, int vmid, const char *snap)
+{
+	struct recon_job *job = calloc(1, sizeof(*job));
+	static const char *const ops[] = { "snapshot", "rollback", "delete_snapshot" };
+	size_t i;
+
+	job->source = JRNL_SRC_LOCALAPI;
+	snprintf(job->job_id, sizeof(job->job_id), "%s", job_id);
+	snprintf(job->op_id, sizeof(job->op_id), "%s", op_id);
+	job->nsteps = 3;
+	for (i = 0; i < 3; i++) {
+		T_OK(gate_action_init(&job->steps[i], ops[i], HOST, vmid));
+		T_OK(gate_action_str(&job->steps[i], "name", snap));
+	}
+	job->step_flags[2] = RECON_STEP_ALWAYS;
+	return job;
+}
+
+struct posts3 {
+	long snap, rollback, del;
+};
+
+static void posts3(int vmid, const char *snap, struct posts3 *p)
+{
+	char a[160], b[160], c[160];
+
+	snprintf(a, sizeof(a), "POST /api2/json/nodes/pve/lxc/%d/snapshot", vmid);
+	snprintf(b, sizeof(b), "POST /api2/json/nodes/pve/lxc/%d/snapshot/%s/rollback", vmid, snap);
+	snprintf(c, sizeof(c), "DELETE /api2/json/nodes/pve/lxc/%d/snapshot/%s", vmid, snap);
+	p->snap = count(a);
+	p->rollback = count(b);
+	p->del = count(c);
+}
+
+/* Waits (up to 10 s) until count(mp) >= want. */
+static bool wait_count(const char *mp, long want)
+{
+	long end = now_ms() + 10000;
+
+	while (count(mp) < want && now_ms() < end)
+		sleep_ms(10);
+	return count(mp) >= want;
+}
+
+/* How often the outbox holds a result for op id, and its outcome. */
+static int outbox_results(struct fx *f, const char *id, char *outcome, size_t n)
+{
+	struct buf b;
+	uint64_t through = 0;
+	char needle[200];
+	const char *p;
+	int hits = 0;
+
+	outcome[0] = '\0';
+	buf_init(&b, 1 << 20);
+	snprintf(needle, sizeof(needle), "{\"id\":\"%s\",\"outcome\":\"", id);
+	if (outbox_batch(f->st, OUTBOX_BATCH_MAX, &b, &through) == 0) {
+		for (p = buf_str(&b); (p = strstr(p, needle)) != NULL; p++) {
+			const char *o = p + strlen(needle), *q = strchr(o, '"');
+
+			if (q && (size_t)(q - o) < n) {
+				memcpy(outcome, o, (size_t)(q - o));
+				outcome[q - o] = '\0';
+			}
+			hits++;
+		}
+	}
+	buf_free(&b);
+	return hits;
+}
+
+static bool snap_exists(int vmid, const char *snap)
+{
+	const struct json_limits lim = { 16u << 20, 16, true };
+	char *resp = malloc(16u << 20);
+	struct json *g = NULL;
+	bool has = false;
+	size_t i, k;
+
+	if (resp && sim_control(&S, "GET", "/guests", NULL, resp, 16u << 20) == 200 &&
+	    json_parse(resp, strlen(resp), &lim, &g, NULL, 0) == 0) {
+		for (i = 0; g->type == JSON_ARRAY && i < g->n; i++) {
+			const struct json *snaps = json_get(g->items[i], "snapshots");
+			int64_t id = 0;
+
+			if (json_int(json_get(g->items[i], "vmid"), &id) || id != vmid)
+				continue;
+			for (k = 0; snaps && k < snaps->n; k++) {
+				const char *sn = "";
+
+				if (!json_str(snaps->items[k], &sn) && !strcmp(sn, snap))
+					has = true;
+			}
+		}
+	}
+	json_free(g);
+	free(resp);
+	return has;
+}
+
+struct jrows {
+	int n;
+	struct recon_recovery_row r[16];
+};
+
+static void on_jrow(const struct recon_recovery_row *row, void *arg)
+{
+	struct jrows *j = arg;
+
+	if (j->n < 16)
+		j->r[j->n++] = *row;
+}
+
+/* The row for op of job_id with found == what ("" any). */
+static const struct recon_recovery_row *jrow(const struct jrows *j, const char *op, const char *found)
+{
+	int i;
+
+	for (i = 0; i < j->n; i++)
+		if (!strcmp(j->r[i].op, op) && (!found[0] || (j->r[i].found && !strcmp(j->r[i].found, found))))
+			return &j->r[i];
+	return NULL;
+}
+
+static const char *jrow_action(const struct jrows *j, const char *op, const char *found)
+{
+	const struct recon_recovery_row *r = jrow(j, op, found);
+
+	return r && r->action ? r->action : "(none)";
+}
+
+static void stats_expect(struct fx *f, uint64_t in_flight, uint64_t open, uint64_t waiting)
+{
+	struct jrnl_stats js;
+
+	T_OK(jrnl_get_stats(f->st, &js));
+	T_EQ_INT(js.in_flight, in_flight);
+	T_EQ_INT(js.jobs_open, open);
+	T_EQ_INT(js.jobs_waiting, waiting);
+}
+
+static void idem_expect(struct fx *f, const char *key, enum task_outcome want)
+{
+	struct idem_rec ir;
+
+	memset(&ir, 0, sizeof(ir));
+	T_OK(idem_get(f->st, key, &ir));
+	T_EQ_INT(ir.outcome, want);
+}
+
+/* (a) killed while step 1 (the snapshot) is in flight: recovery closes it
+ * by its task, then runs rollback and delete; every POST once. */
+T_TEST(t_job_resumes_after_crash_in_step1)
+{
+	struct fx f;
+	struct recon_job *job = job3("mj-a", "mj-op-a", 113, "mja");
+	struct recon_recovery rec;
+	struct jrows rows;
+	struct posts3 p0, p1;
+	struct done_box b;
+	char out[32];
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.mu, NULL);
+	if (fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	posts3(113, "mja", &p0);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":1.0}", NULL, 0), 200);
+	T_OK(recon_submit(f.r, job, done_cb, &b));
+	T_CHECK(wait_count("POST /api2/json/nodes/pve/lxc/113/snapshot", p0.snap + 1));
+	sleep_ms(150);                        /* the UPID is journaled */
+	recon_cancel(f.r);                    /* "crash": the task goes on without us */
+	fx_close(&f);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":0.05}", NULL, 0), 200);
+	T_EQ_INT(b.n, 1);
+	T_EQ_INT(b.last.outcome, TASK_OUT_NONE);
+	sleep_ms(1100);                       /* the snapshot task ended meanwhile */
+	if (fx_open_opts(&f, 2, 2, 5000)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	stats_expect(&f, 1, 1, 0);
+	idem_expect(&f, "mj-a", TASK_OUT_NONE);
+	T_EQ_INT(outbox_results(&f, "mj-op-a", out, sizeof(out)), 0);
+
+	/* dry run: the step in flight would close; the rest would run */
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, true, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.in_flight, 1);
+	T_EQ_INT(rec.jobs, 1);
+	T_EQ_INT(rec.continued, 2);
+	T_EQ_INT(rows.n, 3);
+	T_EQ_STR(jrow_action(&rows, "snapshot", ""), "would close");
+	T_EQ_STR(jrow_action(&rows, "rollback", "continuation"), "would run");
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "would run");
+	T_CHECK(jrow(&rows, "rollback", "continuation") && jrow(&rows, "rollback", "continuation")->id == 0 &&
+		jrow(&rows, "rollback", "continuation")->state == TASK_QUEUED);
+	posts3(113, "mja", &p1);
+	T_EQ_INT(p1.rollback, p0.rollback);   /* the dry run posted nothing */
+	stats_expect(&f, 1, 1, 0);
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.jobs, 1);
+	T_EQ_INT(rec.continued, 2);
+	T_EQ_INT(rec.left, 0);
+	T_EQ_STR(jrow_action(&rows, "snapshot", ""), "closed");
+	T_EQ_STR(jrow_action(&rows, "rollback", "continuation"), "ran, closed");
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "ran, closed");
+	posts3(113, "mja", &p1);
+	T_EQ_INT(p1.snap, p0.snap + 1);
+	T_EQ_INT(p1.rollback, p0.rollback + 1);
+	T_EQ_INT(p1.del, p0.del + 1);
+	T_CHECK(!snap_exists(113, "mja"));
+	stats_expect(&f, 0, 0, 0);
+	idem_expect(&f, "mj-a", TASK_OUT_EXECUTED);
+	T_EQ_INT(outbox_results(&f, "mj-op-a", out, sizeof(out)), 1);
+	T_EQ_STR(out, "executed");
+
+	/* again: nothing left, nothing posted, the result not queued twice */
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_jrow, &rows, &rec));
+	T_EQ_INT(rows.n, 0);
+	T_EQ_INT(rec.jobs, 0);
+	/* and a redelivery of the job gets the stored outcome, runs nothing */
+	{
+		struct recon_result res;
+
+		T_OK(recon_run(f.r, job, &res));
+		T_CHECK(res.replayed);
+		T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
+	}
+	posts3(113, "mja", &p0);
+	T_CHECK(p0.snap == p1.snap && p0.rollback == p1.rollback && p0.del == p1.del);
+	T_EQ_INT(outbox_results(&f, "mj-op-a", out, sizeof(out)), 1);
+	fx_close(&f);
+	pthread_mutex_destroy(&b.mu);
+	free(job);
+}
+
+/* (b) stopped between step 1 and step 2 (step 1 closed, step 2 never
+ * admitted): no entry is in flight, the job record says where it stands,
+ * recovery resumes at the rollback. */
+T_TEST(t_job_resumes_between_steps)
+{
+	struct fx f;
+	struct recon_job *job = job3("mj-b", "mj-op-b", 114, "mjb");
+	struct recon_recovery rec;
+	struct jrows rows;
+	struct posts3 p0, p1;
+	struct done_box b;
+	char out[32];
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.mu, NULL);
+	if (fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	posts3(114, "mjb", &p0);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":0.6}", NULL, 0), 200);
+	T_OK(recon_submit(f.r, job, done_cb, &b));
+	T_CHECK(wait_count("POST /api2/json/nodes/pve/lxc/114/snapshot", p0.snap + 1));
+	/* the snapshot runs to its end and is closed; the rollback is not
+	 * admitted: the process stops right between the two */
+	recon_set_blocked(f.r, true);
+	recon_wait_idle(f.r);
+	T_EQ_INT(b.n, 1);
+	T_EQ_INT(b.last.outcome, TASK_OUT_NONE);
+	T_EQ_INT(b.last.reason, FH_ERR_BLOCKED);
+	T_EQ_INT(b.last.steps[0].outcome, TASK_OUT_EXECUTED);
+	fx_close(&f);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":0.05}", NULL, 0), 200);
+	if (fx_open_opts(&f, 2, 2, 5000)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	stats_expect(&f, 1, 1, 1);            /* no entry, one job waiting */
+	idem_expect(&f, "mj-b", TASK_OUT_NONE);
+	T_CHECK(snap_exists(114, "mjb"));
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, true, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.in_flight, 0);
+	T_EQ_INT(rec.jobs, 1);
+	T_EQ_INT(rows.n, 2);
+	T_EQ_STR(jrow_action(&rows, "rollback", "continuation"), "would run");
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "would run");
+	posts3(114, "mjb", &p1);
+	T_EQ_INT(p1.rollback, p0.rollback);
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.continued, 2);
+	T_EQ_INT(rec.left, 0);
+	T_EQ_STR(jrow_action(&rows, "rollback", "continuation"), "ran, closed");
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "ran, closed");
+	posts3(114, "mjb", &p1);
+	T_EQ_INT(p1.snap, p0.snap + 1);
+	T_EQ_INT(p1.rollback, p0.rollback + 1);
+	T_EQ_INT(p1.del, p0.del + 1);
+	T_CHECK(!snap_exists(114, "mjb"));
+	stats_expect(&f, 0, 0, 0);
+	idem_expect(&f, "mj-b", TASK_OUT_EXECUTED);
+	T_EQ_INT(outbox_results(&f, "mj-op-b", out, sizeof(out)), 1);
+	T_EQ_STR(out, "executed");
+	fx_close(&f);
+	pthread_mutex_destroy(&b.mu);
+	free(job);
+}
+
+/* (c) killed while step 2 (the rollback) is in flight, and its task
+ * fails: recovery closes it failed by its task (never re-posted), skips
+ * nothing it must run (the ALWAYS delete runs), and the job's outcome is
+ * failed, once. */
+T_TEST(t_job_resumes_after_failed_step2)
+{
+	struct fx f;
+	struct recon_job *job = job3("mj-c", "mj-op-c", 115, "mjc");
+	struct recon_recovery rec;
+	struct jrows rows;
+	struct posts3 p0, p1;
+	struct done_box b;
+	char out[32];
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.mu, NULL);
+	if (fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	posts3(115, "mjc", &p0);
+	T_EQ_INT(sim_fault(&S, "{\"method\":\"POST\",\"path_regex\":\"/lxc/115/snapshot/mjc/rollback$\","
+			       "\"kind\":\"task_fail\",\"reason\":\"rollback failed: boom\",\"count\":1}"), 200);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":0.8}", NULL, 0), 200);
+	T_OK(recon_submit(f.r, job, done_cb, &b));
+	T_CHECK(wait_count("POST /api2/json/nodes/pve/lxc/115/snapshot/mjc/rollback", p0.rollback + 1));
+	sleep_ms(150);
+	recon_cancel(f.r);
+	fx_close(&f);
+	T_EQ_INT(sim_control(&S, "POST", "/task-seconds", "{\"seconds\":0.05}", NULL, 0), 200);
+	T_EQ_INT(b.n, 1);
+	T_EQ_INT(b.last.outcome, TASK_OUT_NONE);
+	sleep_ms(900);                        /* the rollback task failed meanwhile */
+	if (fx_open_opts(&f, 2, 2, 5000)) {
+		T_CHECK(0);
+		free(job);
+		return;
+	}
+	stats_expect(&f, 1, 1, 0);
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, true, on_jrow, &rows, &rec));
+	T_EQ_INT(rows.n, 2);
+	T_EQ_STR(jrow_action(&rows, "rollback", ""), "would close");
+	T_EQ_INT(jrow(&rows, "rollback", "") ? (int)jrow(&rows, "rollback", "")->outcome : 0, TASK_OUT_FAILED);
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "would run (always)");
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.left, 0);
+	T_EQ_INT(rec.continued, 1);
+	T_EQ_STR(jrow_action(&rows, "rollback", ""), "closed");
+	T_EQ_STR(jrow_action(&rows, "delete_snapshot", "continuation"), "ran, closed");
+	posts3(115, "mjc", &p1);
+	T_EQ_INT(p1.snap, p0.snap + 1);
+	T_EQ_INT(p1.rollback, p0.rollback + 1);       /* posted once, never again */
+	T_EQ_INT(p1.del, p0.del + 1);                 /* the ALWAYS step ran */
+	T_CHECK(!snap_exists(115, "mjc"));
+	stats_expect(&f, 0, 0, 0);
+	idem_expect(&f, "mj-c", TASK_OUT_FAILED);
+	T_EQ_INT(outbox_results(&f, "mj-op-c", out, sizeof(out)), 1);
+	T_EQ_STR(out, "failed");
+	fx_close(&f);
+	pthread_mutex_destroy(&b.mu);
+	free(job);
+}
+
+/* A job record that does not decode: the job is closed failed (typed,
+ * "decode"), nothing of it runs; its step in flight is resolved alone
+ * and does not overwrite the job's outcome. */
+T_TEST(t_job_record_corrupt)
+{
+	struct fx f;
+	struct store_txn *t = NULL;
+	struct recon_recovery rec;
+	struct jrows rows;
+	struct idem_rec ir;
+	unsigned char k[9];
+	uint64_t id;
+	long starts;
+	const struct recon_recovery_row *row;
+
+	if (fx_new(&f, 2, 2)) {
+		T_CHECK(0);
+		return;
+	}
+	guest_patch("{\"vmid\":107,\"status\":\"running\"}");
+	starts = count("POST /api2/json/nodes/pve/lxc/107/status/start");
+	id = intent(&f, "mj-bad", "start", 107, "{}", (int64_t)time(NULL));
+	T_CHECK(id != 0);
+	memset(&ir, 0, sizeof(ir));
+	ir.jrnl_id = id;
+	ir.expires_at = (int64_t)time(NULL) + 3600;
+	T_OK(store_txn_begin(f.st, true, &t));
+	T_OK(idem_put(t, "mj-bad", &ir));
+	store_be64_put(k, id);
+	k[8] = 'J';
+	T_OK(store_put(t, STORE_DB_JRNL_OPEN, k, sizeof(k), "\x01garbage", 8));
+	T_OK(store_txn_commit(t));
+	stats_expect(&f, 2, 1, 1);            /* the entry, and the job that cannot say */
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, true, on_jrow, &rows, &rec));
+	T_EQ_STR(jrow_action(&rows, "job", "job record unreadable"), "would close the job failed");
+	idem_expect(&f, "mj-bad", TASK_OUT_NONE);
+
+	memset(&rows, 0, sizeof(rows));
+	T_OK(recon_recover(f.r, false, on_jrow, &rows, &rec));
+	T_EQ_INT(rec.jobs, 1);
+	T_EQ_INT(rec.jobs_failed, 1);
+	row = jrow(&rows, "start", "job record unreadable");
+	T_CHECK(row && !strcmp(row->action, "job closed failed") && row->outcome == TASK_OUT_FAILED);
+	T_EQ_STR(jrow_action(&rows, "start", "no task"), "closed (in effect)");
+	memset(&ir, 0, sizeof(ir));
+	T_OK(idem_get(f.st, "mj-bad", &ir));
+	T_EQ_INT(ir.outcome, TASK_OUT_FAILED);
+	T_EQ_STR(ir.reason, "decode");
+	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/107/status/start"), starts);
+	stats_expect(&f, 0, 0, 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
-	const char *const args[] = { "--guests", "12", "--task-seconds", "0.05", NULL };
+	const char *const args[] = { "--guests", "15", "--task-seconds", "0.05", NULL };
 
 	t_tmpdir(g_dir, sizeof(g_dir));
 	T_RUN(t_queue_order_and_parallelism);
@@ -1162,6 +1611,10 @@ int main(void)
 	T_RUN(t_planned_stop_of_customer_guest_is_pending);
 	T_RUN(t_recovery_backup_prune);
 	T_RUN(t_signed_op_outcome_in_outbox_once);
+	T_RUN(t_job_resumes_after_crash_in_step1);
+	T_RUN(t_job_resumes_between_steps);
+	T_RUN(t_job_resumes_after_failed_step2);
+	T_RUN(t_job_record_corrupt);
 	sim_stop(&S);
 	return t_done();
 }

@@ -17,6 +17,10 @@
  * result agree), and no journal entry is left in flight. Bounded: the
  * rounds stop early when the time budget runs out (the count is printed).
  *
+ * Then `--selftest=task` (one three-step job) is killed at random points
+ * of its job, and `--replay-journal` finishes it: each step's mutation
+ * exactly once, wherever the kill landed (in a step, between two steps).
+ *
  * FELHOM_CRASH_ROUNDS overrides the number of rounds (default 8; 4 under
  * the sanitizers), FELHOM_CRASH_SEED the random seed. */
 #include <errno.h>
@@ -40,7 +44,8 @@
 #include "sim.h"
 
 #define HOST "host-crash"
-#define GUESTS 90
+#define GUESTS 98
+#define SELFTEST_GUESTS 8                /* the highest vmids: t_selftest_killed_mid_job's */
 #define PER_ROUND_DESIRED 4
 #define BUDGET_MS (240 * 1000L)
 
@@ -223,10 +228,10 @@ static void agent_free(struct agent *a)
 		free(a->env[i]);
 }
 
-static int agent_spawn(struct agent *a)
+static int agent_spawn_args(struct agent *a, const char *m1, const char *m2, const char *m3)
 {
 	posix_spawn_file_actions_t fa;
-	const char *argv[] = { agent_bin, "--config", a->cfg, NULL };
+	const char *argv[] = { agent_bin, "--config", a->cfg, m1, m2, m3, NULL };
 	int r;
 
 	posix_spawn_file_actions_init(&fa);
@@ -236,6 +241,11 @@ static int agent_spawn(struct agent *a)
 	r = posix_spawn(&a->pid, agent_bin, &fa, NULL, (char *const *)(uintptr_t)argv, a->env);
 	posix_spawn_file_actions_destroy(&fa);
 	return r ? -1 : 0;
+}
+
+static int agent_spawn(struct agent *a)
+{
+	return agent_spawn_args(a, NULL, NULL, NULL);
 }
 
 static int agent_stop(struct agent *a, int sig, long timeout_ms)
@@ -630,7 +640,7 @@ T_TEST(t_crash_rounds)
 		rounds = atoi(env);
 	agent_init(&a);
 	T_EQ_INT(hubsim_envelope(&H, "{\"poll_interval_seconds\":1}"), 200);
-	for (r = 0; r < rounds && next + 8 + PER_ROUND_DESIRED < 101 + GUESTS; r++) {
+	for (r = 0; r < rounds && next + 8 + PER_ROUND_DESIRED < 101 + GUESTS - SELFTEST_GUESTS; r++) {
 		if (now_ms() - t0 > BUDGET_MS) {
 			printf("  time budget spent after %d rounds\n", r);
 			break;
@@ -730,9 +740,131 @@ T_TEST(t_outbox_survives_outage_and_kill)
 	agent_free(&a);
 }
 
+/* Accepted (200) requests of method whose path is prefix (suffix NULL),
+ * or is longer, starts with prefix + "/" and ends with suffix. */
+static int accepted(const char *method, const char *prefix, const char *suffix)
+{
+	struct json *reqs = ctl_json(0, "/requests");
+	size_t i, sl = suffix ? strlen(suffix) : 0, pl = strlen(prefix);
+	int n = 0;
+
+	for (i = 0; reqs && i < reqs->n; i++) {
+		const char *m = "", *p = "";
+		int64_t status = 0;
+
+		json_str(json_get(reqs->items[i], "method"), &m);
+		json_str(json_get(reqs->items[i], "path"), &p);
+		json_int(json_get(reqs->items[i], "status"), &status);
+		if (status != 200 || strcmp(m, method))
+			continue;
+		if (!suffix)
+			n += !strcmp(p, prefix);
+		else
+			n += !strncmp(p, prefix, pl) && p[pl] == '/' && strlen(p) >= pl + 1 + sl &&
+			     !strcmp(p + strlen(p) - sl, suffix);
+	}
+	json_free(reqs);
+	return n;
+}
+
+static bool selftest_snapshot_left(int vmid)
+{
+	struct json *guests = ctl_json(0, "/guests");
+	size_t i, k;
+	bool left = false;
+
+	for (i = 0; guests && i < guests->n; i++) {
+		const struct json *snaps = json_get(guests->items[i], "snapshots");
+		int64_t id = 0;
+
+		if (json_int(json_get(guests->items[i], "vmid"), &id) || id != vmid)
+			continue;
+		for (k = 0; snaps && k < snaps->n; k++) {
+			const char *sn = "";
+
+			if (!json_str(snaps->items[k], &sn) && !strncmp(sn, "felhom-selftest-", 16))
+				left = true;
+		}
+	}
+	json_free(guests);
+	return left;
+}
+
+/* `--selftest=task` (one 3-step job: snapshot -> rollback -> delete, the
+ * delete ALWAYS) killed with SIGKILL at a random point after its first
+ * POST: in a step's task, between two steps, or after the end. The
+ * journal tool finishes the job: each of the three mutations exactly
+ * once, the snapshot gone, nothing left in flight, no job open. */
+T_TEST(t_selftest_killed_mid_job)
+{
+	struct agent a;
+	int i, kills = strstr(t_build_dir(), "san-") ? 4 : SELFTEST_GUESTS;
+	unsigned between = 0, during = 0, after = 0;
+	char prefix[96], *out = NULL;
+	long t0 = now_ms();
+
+	agent_init(&a);
+	T_EQ_INT(sim_control(&P, "POST", "/task-seconds", "{\"seconds\":0.3}", NULL, 0), 200);
+	for (i = 0; i < kills; i++) {
+		int vm = 100 + GUESTS - i, st;     /* fresh guests no other test touches */
+		char vms[16];
+		long until = now_ms() + 10000;
+
+		snprintf(vms, sizeof(vms), "%d", vm);
+		snprintf(prefix, sizeof(prefix), "/api2/json/nodes/pve/lxc/%d/snapshot", vm);
+		T_EQ_INT(agent_spawn_args(&a, "--selftest=task", "--vmid", vms), 0);
+		while (accepted("POST", prefix, NULL) == 0 && now_ms() < until)
+			sleep_ms(5);
+		/* the job takes about 3 x 0.3 s plus polling: land anywhere in it */
+		sleep_ms((long)(rnd() % 1300));
+		agent_stop(&a, SIGKILL, 5000);
+		g_kills++;
+		st = agent_tool(&a, "--replay-journal", "--dry-run", &out);
+		T_EQ_INT(st, 0);
+		if (out && strstr(out, "nothing to do"))
+			after++;
+		else if (out && strstr(out, "continuation") && !strstr(out, " intent ") && !strstr(out, " posted ") &&
+			 !strstr(out, " running "))
+			between++;
+		else
+			during++;
+		if (out && getenv("FELHOM_CRASH_VERBOSE"))
+			printf("%s", out);
+		free(out);
+		out = NULL;
+		st = agent_tool(&a, "--replay-journal", NULL, &out);
+		if (st != 0)
+			printf("  --replay-journal exit %d:\n%s\n", st, out ? out : "");
+		T_EQ_INT(st, 0);
+		T_CHECK(out && (strstr(out, "nothing to do") || strstr(out, " 0 left in flight")));
+		free(out);
+		out = NULL;
+		/* every step exactly once, whatever the kill interrupted */
+		T_EQ_INT(accepted("POST", prefix, NULL), 1);
+		T_EQ_INT(accepted("POST", prefix, "/rollback"), 1);
+		T_EQ_INT(accepted("DELETE", prefix, ""), 1);
+		T_CHECK(!selftest_snapshot_left(vm));
+		st = agent_tool(&a, "--dump-journal", NULL, &out);
+		T_EQ_INT(st, 0);
+		T_EQ_INT(in_flight_lines(out), 0);
+		free(out);
+		out = NULL;
+		/* and nothing is left for a later replay */
+		st = agent_tool(&a, "--replay-journal", NULL, &out);
+		T_EQ_INT(st, 0);
+		T_CHECK(out && strstr(out, "nothing to do"));
+		free(out);
+		out = NULL;
+	}
+	T_EQ_INT(sim_control(&P, "POST", "/task-seconds", "{\"seconds\":0.15}", NULL, 0), 200);
+	printf("  %d selftest jobs killed: %u in a step, %u between steps, %u after the end (%ld ms)\n", kills, during,
+	       between, after, now_ms() - t0);
+	agent_free(&a);
+}
+
 int main(void)
 {
-	const char *const pargs[] = { "--guests", "90", "--task-seconds", "0.15", NULL };
+	const char *const pargs[] = { "--guests", "98", "--task-seconds", "0.15", NULL };
 	const char *seed = getenv("FELHOM_CRASH_SEED");
 	const char *kg[] = { "/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "anna", "-f", NULL, NULL };
 	char key[300], *pub, *nl;
@@ -762,6 +894,7 @@ int main(void)
 	}
 	T_RUN(t_crash_rounds);
 	T_RUN(t_outbox_survives_outage_and_kill);
+	T_RUN(t_selftest_killed_mid_job);
 	hubsim_stop(&H);
 	sim_stop(&P);
 	return t_done();
