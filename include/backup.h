@@ -34,8 +34,17 @@
  * newest first; the newest keep_last that are not protected are kept, and
  * so are the newest archive, every protected one (Proxmox's own prune rule:
  * protected archives do not count towards keep_last) and every golden
- * archive; one backup_prune job (source JRNL_SRC_BACKUP, job id derived
- * from vmid and volid) is submitted for each other archive.
+ * archive; so is every archive made before this guest's first backup by
+ * this agent (own_since: an earlier guest with the same vmid, or archives
+ * made by hand before the agent took over) and every archive not older than
+ * the backup that just succeeded (a clock step must not push it out); one
+ * backup_prune job (source JRNL_SRC_BACKUP, job id derived from vmid and
+ * volid) is submitted for each other archive.
+ *
+ * A reused vmid inherits nothing: the daemon reports the guests Proxmox
+ * lists after every collect (backup_note_present), and the record of a
+ * guest that is gone is deleted, so the next guest with that vmid starts a
+ * new own_since.
  *
  * Threads: the lapi backend functions run on the local API's worker; the
  * done callbacks on engine workers (they only queue an event); one worker
@@ -60,7 +69,7 @@ struct recon;
 
 #define BACKUP_JOB_ID_MAX 63         /* fits lapi_backup_job.job_id */
 #define BACKUP_ERROR_MAX 255         /* fits lapi_backup_job.error */
-#define BACKUP_REC_VERSION 1
+#define BACKUP_REC_VERSION 2         /* version 1 (no own_since) is still read */
 #define BACKUP_REC_MAX 512           /* encoded record, bytes */
 #define BACKUP_EVENTS_MAX 4096       /* worker events queued at once */
 
@@ -80,14 +89,17 @@ struct backup_rec {
 	int64_t started_at;                   /* Unix seconds, 0 if none */
 	int64_t finished_at;                  /* 0 while running or never */
 	int64_t last_success_at;              /* start of the last successful backup, 0 if none */
+	int64_t own_since;                    /* start of the first job this agent ran for this
+						 guest (its current incarnation); 0 if none yet */
 	bool probed;                          /* the storage's existing archives were looked at */
 };
 
 /* "idle", "running", "done", "failed" ("" outside the enum). */
 const char *backup_phase_name(enum backup_phase p);
 
-/* Record encoding: version byte, phase, flags, three BE64 times, then
- * length-prefixed job id and error. Encode: FH_ERR_INVAL (phase outside
+/* Record encoding: version byte, phase, flags, four BE64 times (version
+ * 1: three, own_since read as started_at), then length-prefixed job id and
+ * error. Encode: FH_ERR_INVAL (phase outside
  * the enum, strings not terminated or with control bytes), *n set.
  * Decode: FH_ERR_DECODE for anything malformed (unknown version or phase,
  * lengths past the end or over their caps, trailing bytes, negative
@@ -156,6 +168,13 @@ void backup_lapi_backend(struct backup *b, struct lapi_backend *be);
 int backup_due(void *ctx, int vmid, struct lapi_backup_due *out);
 int backup_enqueue(void *ctx, int vmid, struct lapi_backup_job *out);
 int backup_status(void *ctx, int vmid, struct lapi_backup_job *out);
+
+/* The guests Proxmox lists now (vmids, any order): the records of guests
+ * not listed are deleted (a job of this process still running for one is
+ * left alone). An empty list is refused (FH_ERR_INVAL): an answer with no
+ * guest is never taken to mean that every guest is gone. *forgotten (may
+ * be NULL) gets the number deleted. Store errors. */
+int backup_note_present(struct backup *b, const int *vmids, size_t n, unsigned *forgotten);
 
 /* The effective policy of vmid. */
 void backup_policy_of(struct backup *b, int vmid, struct backup_policy *out);

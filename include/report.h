@@ -40,6 +40,10 @@ struct report_sources {
 	const char *systemctl_path;    /* absolute; default REPORT_DEFAULT_SYSTEMCTL */
 	const char *audit_tail_json;   /* a JSON array to embed, or NULL for [] */
 	int64_t now;                   /* generated_at as Unix seconds; 0: time(NULL) */
+	/* Called once per collect with the LXC list Proxmox returned (when the
+	 * list read succeeded), before the report is generated; may be NULL. */
+	void (*on_guests)(void *ctx, const struct pve_guest *g, size_t n);
+	void *guests_ctx;
 };
 
 /* Why a collect failed, and (on success too) what was degraded, so the

@@ -59,7 +59,7 @@ int backup_rec_encode(const struct backup_rec *r, unsigned char out[BACKUP_REC_M
 
 	if ((unsigned)r->phase >= BACKUP__PHASE_END || !clean_str(r->job_id, BACKUP_JOB_ID_MAX) ||
 	    !clean_str(r->error, BACKUP_ERROR_MAX) || r->started_at < 0 || r->finished_at < 0 ||
-	    r->last_success_at < 0)
+	    r->last_success_at < 0 || r->own_since < 0)
 		return FH_ERR_INVAL;
 	jl = strlen(r->job_id);
 	el = strlen(r->error);
@@ -71,6 +71,8 @@ int backup_rec_encode(const struct backup_rec *r, unsigned char out[BACKUP_REC_M
 	put_be64(out + k, r->finished_at);
 	k += 8;
 	put_be64(out + k, r->last_success_at);
+	k += 8;
+	put_be64(out + k, r->own_since);
 	k += 8;
 	out[k++] = (unsigned char)jl;
 	memcpy(out + k, r->job_id, jl);
@@ -87,17 +89,20 @@ int backup_rec_decode(const void *vp, size_t n, struct backup_rec *out)
 {
 	const unsigned char *p = vp;
 	struct backup_rec r;
-	size_t k = 0, jl, el;
-	uint64_t t[3];
-	int i;
+	size_t k = 0, jl, el, nt;
+	uint64_t t[4];
+	size_t i;
 
 	memset(&r, 0, sizeof(r));
-	if (n < 3 + 24 + 1 + 2 || p[0] != BACKUP_REC_VERSION || p[1] >= BACKUP__PHASE_END || (p[2] & ~FLAG_PROBED))
+	if (n < 3 || (p[0] != BACKUP_REC_VERSION && p[0] != 1))
+		return FH_ERR_DECODE;
+	nt = p[0] == 1 ? 3 : 4;
+	if (n < 3 + 8 * nt + 1 + 2 || p[1] >= BACKUP__PHASE_END || (p[2] & ~FLAG_PROBED))
 		return FH_ERR_DECODE;
 	r.phase = (enum backup_phase)p[1];
 	r.probed = (p[2] & FLAG_PROBED) != 0;
 	k = 3;
-	for (i = 0; i < 3; i++, k += 8) {
+	for (i = 0; i < nt; i++, k += 8) {
 		t[i] = store_be64_get(p + k);
 		if (t[i] > (uint64_t)INT64_MAX)
 			return FH_ERR_DECODE;
@@ -105,6 +110,8 @@ int backup_rec_decode(const void *vp, size_t n, struct backup_rec *out)
 	r.started_at = (int64_t)t[0];
 	r.finished_at = (int64_t)t[1];
 	r.last_success_at = (int64_t)t[2];
+	/* version 1 did not keep it: the last job's start is the safe side */
+	r.own_since = nt == 4 ? (int64_t)t[3] : r.started_at;
 	jl = p[k++];
 	if (jl > BACKUP_JOB_ID_MAX || n - k < jl + 2)
 		return FH_ERR_DECODE;
@@ -270,6 +277,80 @@ static void copy_line(char *dst, size_t cap, const char *src)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	}
+}
+
+static int cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, c = *(const int *)y;
+
+	return (a > c) - (a < c);
+}
+
+static bool live_vmid(const struct backup *b, int vmid)
+{
+	size_t i;
+
+	for (i = 0; i < b->nlive; i++) {
+		if (b->live[i].vmid == vmid)
+			return true;
+	}
+	return false;
+}
+
+int backup_note_present(struct backup *b, const int *vmids, size_t n, unsigned *forgotten)
+{
+	struct store_txn *t = NULL;
+	unsigned char from[4] = { 0, 0, 0, 0 };
+	unsigned gone = 0;
+	int *sorted, r;
+
+	if (forgotten)
+		*forgotten = 0;
+	if (!b || !vmids || !n)
+		return FH_ERR_INVAL;
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return FH_ERR_NOMEM;
+	memcpy(sorted, vmids, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_int);
+	pthread_mutex_lock(&b->mu);
+	r = store_txn_begin(b->st, true, &t);
+	while (!r) {
+		const void *k, *v;
+		size_t kl, vl;
+		uint32_t vm;
+		int key;
+
+		r = store_seek(t, STORE_DB_BACKUP, from, sizeof(from), &k, &kl, &v, &vl);
+		if (r)
+			break;
+		if (kl != 4) {
+			r = FH_ERR_DECODE;
+			break;
+		}
+		memcpy(from, k, 4);
+		vm = ((uint32_t)from[0] << 24) | ((uint32_t)from[1] << 16) | ((uint32_t)from[2] << 8) | from[3];
+		key = (int)vm;
+		if (!bsearch(&key, sorted, n, sizeof(*sorted), cmp_int) && !live_vmid(b, key)) {
+			r = store_del(t, STORE_DB_BACKUP, from, sizeof(from));
+			if (r)
+				break;
+			gone++;
+		}
+		if (vm == UINT32_MAX)
+			break;
+		vm++;
+		vmid_key((int)vm, from);
+	}
+	if (r == FH_ERR_NOT_FOUND || (r == 0 && t))
+		r = t ? store_txn_commit(t) : r;
+	else if (t)
+		store_txn_abort(t);
+	pthread_mutex_unlock(&b->mu);
+	free(sorted);
+	if (!r && forgotten)
+		*forgotten = gone;
+	return r;
 }
 
 void backup_policy_of(struct backup *b, int vmid, struct backup_policy *out)
@@ -647,6 +728,8 @@ int backup_enqueue(void *ctx, int vmid, struct lapi_backup_job *out)
 	rec.error[0] = '\0';
 	rec.started_at = now_s(b);
 	rec.finished_at = 0;
+	if (!rec.own_since)
+		rec.own_since = rec.started_at;
 	r = live_add(b, vmid, job_id);
 	if (r)
 		goto out;
@@ -806,6 +889,7 @@ static int prune_job_id(int vmid, const char *volid, char out[RECON_JOB_ID_MAX +
 static void do_retention(struct backup *b, int vmid)
 {
 	struct backup_policy pol;
+	struct backup_rec rec;
 	struct pve_content *a = NULL;
 	size_t n = 0, i, kept = 0;
 	int r;
@@ -813,6 +897,14 @@ static void do_retention(struct backup *b, int vmid)
 	backup_policy_of(b, vmid, &pol);
 	if (!pol.storage[0])
 		return;
+	pthread_mutex_lock(&b->mu);
+	r = backup_rec_get(b->st, vmid, &rec);
+	pthread_mutex_unlock(&b->mu);
+	if (r || !rec.own_since || !rec.started_at) {
+		if (r != FH_ERR_NOT_FOUND)
+			stat_add(b, &b->s.prune_errors, 1);
+		return;   /* no window known: nothing is pruned */
+	}
 	r = list_archives(b, pol.storage, vmid, &a, &n);
 	if (r) {
 		stat_add(b, &b->s.prune_errors, 1);
@@ -828,6 +920,8 @@ static void do_retention(struct backup *b, int vmid)
 			kept++;
 			continue;
 		}
+		if (a[i].ctime < rec.own_since || a[i].ctime >= rec.started_at)
+			continue;    /* not this guest's by this agent, or not older than the backup just made */
 		job = calloc(1, sizeof(*job));
 		d = calloc(1, sizeof(*d));
 		r = job && d ? 0 : FH_ERR_NOMEM;

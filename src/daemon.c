@@ -860,6 +860,7 @@ struct daemon {
 	bool results_warned;
 	/* the local API (lapi.h); NULL when disabled or not started yet */
 	struct lapi *lapi;
+	atomic_bool disk_changes_ok;  /* recovery done and the hub does not block mutations */
 	int64_t lapi_retry_ms;       /* monotonic time of the next start attempt; 0: none */
 	bool lapi_warned;
 };
@@ -1103,6 +1104,29 @@ static void localapi_event(void *ctx, const struct lapi_event *ev)
 		  "suppressed", ev->suppressed ? i2s(sup, sizeof(sup), (int64_t)ev->suppressed) : "", NULL);
 }
 
+/* The disk endpoints. Listing always; assign, eject and format only once
+ * recovery has resolved the journal and while the hub does not block
+ * mutations (like every other change), else 503 with the reason (format:
+ * in a FormatResult, which is all the controller reads). */
+static int localapi_disks(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
+			  struct buf *data, char *err, size_t errlen)
+{
+	struct daemon *d = ctx;
+	static const char why[] = "disk changes wait: recovery in progress or mutations blocked by the hub";
+
+	if (op != LAPI_DISK_LIST && !atomic_load(&d->disk_changes_ok)) {
+		*status = 503;
+		snprintf(err, errlen, "%s", why);
+		if (op == LAPI_DISK_FORMAT)
+			return buf_printf(data,
+					  "{\"vmid\":%d,\"device\":\"\",\"formatted\":false,\"data_bearing\":false,"
+					  "\"reason\":\"%s\"}",
+					  vmid, why);
+		return 0;
+	}
+	return disk_lapi_call(d->eng.disk, op, vmid, body, len, status, data, err, errlen);
+}
+
 static bool localapi_disabled(const struct cfg *c)
 {
 	return c->localapi.listen_set && c->localapi.listen && !*c->localapi.listen;
@@ -1148,7 +1172,7 @@ static void localapi_start(struct daemon *d)
 	if (!d->lapi)
 		return;
 	if (d->eng.disk)
-		lapi_set_disks(d->lapi, disk_lapi_call, d->eng.disk);
+		lapi_set_disks(d->lapi, localapi_disks, d);
 	if (d->eng.backup) {
 		struct lapi_backend be;
 
@@ -1199,6 +1223,7 @@ static int engine_start(struct daemon *d)
 	int r;
 
 	atomic_store(&d->rec_done, false);
+	atomic_store(&d->disk_changes_ok, false);
 	d->desired_gen_seen = -1;
 	r = daemon_engine_open(C(d), true, &d->eng, why, sizeof(why));
 	if (r) {
@@ -1266,6 +1291,7 @@ static bool recovered(struct daemon *d)
 	if (!atomic_load(&d->rec_done))
 		return false;
 	if (d->rec_started) {
+		atomic_store(&d->disk_changes_ok, d->eng.recon && !recon_blocked(d->eng.recon));
 		pthread_join(d->rec_th, NULL);
 		d->rec_started = false;
 		log_event(d->rec_rc ? LOG_WARN : LOG_INFO, "recon.recovered", "error",
@@ -1447,6 +1473,7 @@ static void engine_step(struct daemon *d, const struct hub_envelope *env)
 	if (!d->eng.recon)
 		return;
 	recon_set_blocked(d->eng.recon, env->blocked);
+	atomic_store(&d->disk_changes_ok, atomic_load(&d->rec_done) && !env->blocked);
 	deliver_results(d);
 	recon_stats(d->eng.recon, &rs);
 	if (rs.audit_failures > d->audit_failures_seen)
@@ -1476,6 +1503,33 @@ static void engine_step(struct daemon *d, const struct hub_envelope *env)
 	prune(d);
 }
 
+/* The guests Proxmox lists: backup records of guests that are gone are
+ * forgotten, so a reused vmid inherits nothing (backup.h). */
+static void note_guests(void *ctx, const struct pve_guest *g, size_t n)
+{
+	struct daemon *d = ctx;
+	unsigned gone = 0;
+	char a[24];
+	int *v;
+	size_t i;
+	int r;
+
+	if (!d->eng.backup || !n)
+		return;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return;
+	for (i = 0; i < n; i++)
+		v[i] = g[i].vmid;
+	r = backup_note_present(d->eng.backup, v, n, &gone);
+	free(v);
+	if (r)
+		log_event(LOG_WARN, "backup.forget_failed", "error", fh_strerror(r), NULL);
+	else if (gone)
+		log_event(LOG_INFO, "backup.forgotten", "guests", i2s(a, sizeof(a), gone), "msg",
+			  "backup records of guests Proxmox no longer lists", NULL);
+}
+
 static void cycle(struct daemon *d)
 {
 	const struct cfg *c = C(d);
@@ -1496,6 +1550,8 @@ static void cycle(struct daemon *d)
 	src.priv = d->k.priv;
 	src.host_id = c->hub.host_id;
 	src.agent_version = FH_VERSION;
+	src.on_guests = note_guests;
+	src.guests_ctx = d;
 	buf_reset(&d->audit_tail);
 	if (d->eng.st && audit_tail_json(d->eng.st, DAEMON_AUDIT_TAIL, &d->audit_tail) == 0)
 		src.audit_tail_json = buf_str(&d->audit_tail);
@@ -1735,6 +1791,7 @@ int daemon_run(const struct daemon_opts *o, struct cfg **cfgp)
 	buf_init(&d.audit_tail, REPORT_AUDIT_MAX_BYTES);
 	d.eng.lock_fd = -1;
 	atomic_init(&d.rec_done, false);
+	atomic_init(&d.disk_changes_ok, false);
 	atomic_store(&g_results, 0);
 	atomic_init(&d.wd.lease_ms, (long long)mono_ms() + 60000);
 	atomic_store(&g_stop_sig, 0);

@@ -579,6 +579,8 @@ int report_collect(const struct report_sources *s, struct buf *out, struct repor
 	}
 	if (ng > 1)
 		qsort(guests, ng, sizeof *guests, cmp_guest);
+	if (s->on_guests)
+		s->on_guests(s->guests_ctx, guests, ng);
 	specs = calloc(ng ? ng : 1, sizeof *specs);
 	if (!specs) {
 		set_step(e, "generate");

@@ -237,6 +237,7 @@ T_TEST(t_record_codec_and_corrupt_record)
 	r.started_at = 1700000000;
 	r.finished_at = 1700000100;
 	r.last_success_at = 1690000000;
+	r.own_since = 1680000000;
 	r.probed = true;
 	T_OK(backup_rec_encode(&r, buf, &n));
 	T_OK(backup_rec_decode(buf, n, &d));
@@ -246,7 +247,22 @@ T_TEST(t_record_codec_and_corrupt_record)
 	T_EQ_INT(d.started_at, r.started_at);
 	T_EQ_INT(d.finished_at, r.finished_at);
 	T_EQ_INT(d.last_success_at, r.last_success_at);
+	T_EQ_INT(d.own_since, r.own_since);
 	T_CHECK(d.probed);
+	/* a version-1 record (no own_since) reads with own_since = started_at */
+	{
+		unsigned char v1[BACKUP_REC_MAX];
+		size_t k = 0;
+		memcpy(v1, buf, 27);
+		v1[0] = 1;
+		k = 27;
+		memcpy(v1 + k, buf + 35, n - 35);
+		k += n - 35;
+		T_OK(backup_rec_decode(v1, k, &d));
+		T_EQ_INT(d.own_since, r.started_at);
+		T_EQ_STR(d.job_id, r.job_id);
+		T_EQ_STR(d.error, r.error);
+	}
 	/* every truncation, a trailing byte, a bad version, phase or flag */
 	for (size_t k = 0; k < n; k++)
 		T_ERR(backup_rec_decode(buf, k, &d), FH_ERR_DECODE);
@@ -266,10 +282,10 @@ T_TEST(t_record_codec_and_corrupt_record)
 	bad[3] = 0x80;            /* a negative started_at */
 	T_ERR(backup_rec_decode(bad, n, &d), FH_ERR_DECODE);
 	memcpy(bad, buf, n);
-	bad[27] = 200;            /* job id length past the cap */
+	bad[35] = 200;            /* job id length past the cap */
 	T_ERR(backup_rec_decode(bad, n, &d), FH_ERR_DECODE);
 	memcpy(bad, buf, n);
-	bad[29] = '\n';           /* a control byte in the job id */
+	bad[37] = '\n';           /* a control byte in the job id */
 	T_ERR(backup_rec_decode(bad, n, &d), FH_ERR_DECODE);
 	/* encode refuses what decode would refuse */
 	r.phase = BACKUP__PHASE_END;
@@ -624,6 +640,17 @@ T_TEST(t_retention_keeps_newest_protected_and_golden)
 		T_CHECK(0);
 		return;
 	}
+	/* the agent has backed 106 up since before these archives */
+	{
+		struct backup_rec seed;
+
+		memset(&seed, 0, sizeof(seed));
+		seed.phase = BACKUP_DONE;
+		strcpy(seed.job_id, "backup-106-1-1");
+		seed.started_at = seed.finished_at = seed.last_success_at = now - 14400;
+		seed.own_since = now - 20000;
+		T_OK(backup_rec_put(f.st, 106, &seed));
+	}
 	sim_reset(&S);
 	dels_before = 0;
 	T_OK(backup_enqueue(f.b, 106, &j));
@@ -689,6 +716,61 @@ T_TEST(t_retention_keeps_newest_protected_and_golden)
 	fx_close(&f);
 }
 
+/* Archives made before this agent's first backup of the guest (an earlier
+ * guest with the same vmid, archives made by hand) are never pruned; the
+ * record of a guest Proxmox no longer lists is forgotten, so a reused vmid
+ * starts afresh. */
+T_TEST(t_retention_spares_other_incarnations_and_forgets_vanished_guests)
+{
+	struct fx f;
+	struct lapi_backup_job j;
+	struct backup_stats bs;
+	struct backup_rec rec;
+	char req[512], resp[4096], vol[3][256];
+	char *vols;
+	int64_t now = (int64_t)time(NULL);
+	const int present[] = { 101, 102, 104 };
+	unsigned gone = 99;
+	int i;
+
+	snprintf(req, sizeof(req), "{\"storage\":\"backup-nas\",\"vmid\":106,\"ctimes\":[%" PRId64 ",%" PRId64
+		 ",%" PRId64 "],\"protected\":[]}", now - 3600, now - 7200, now - 10800);
+	T_EQ_INT(sim_control(&S, "POST", "/backups", req, resp, sizeof(resp)), 200);
+	for (i = 0; i < 3; i++)
+		T_OK(nth_volid(resp, i, vol[i], sizeof(vol[i])));
+	if (fx_new(&f, "{\"backup\":{\"storage\":\"backup-nas\",\"keep_last\":1}}")) {
+		T_CHECK(0);
+		return;
+	}
+	T_OK(backup_enqueue(f.b, 106, &j));
+	T_OK(wait_phase(&f, 106, &j, 20000));
+	T_EQ_STR(j.phase, "done");
+	backup_wait_idle(f.b);
+	recon_wait_idle(f.r);
+	backup_wait_idle(f.b);
+	vols = volumes();
+	T_CHECK(vols != NULL);
+	for (i = 0; vols && i < 3; i++) {
+		if (!strstr(vols, vol[i]))
+			t_failf(__FILE__, __LINE__, "archive %s of an earlier incarnation was pruned", vol[i]);
+	}
+	free(vols);
+	backup_stats(f.b, &bs);
+	T_EQ_INT(bs.prunes_submitted, 0);
+	T_OK(backup_rec_get(f.st, 106, &rec));
+	T_CHECK(rec.own_since > 0 && rec.own_since == rec.started_at);
+
+	/* 106 is gone from Proxmox: its record is forgotten; the others stay */
+	T_OK(backup_rec_put(f.st, 101, &rec));
+	T_ERR(backup_note_present(f.b, present, 0, &gone), FH_ERR_INVAL);
+	T_OK(backup_rec_get(f.st, 106, &rec));
+	T_OK(backup_note_present(f.b, present, 3, &gone));
+	T_EQ_INT(gone, 1);
+	T_ERR(backup_rec_get(f.st, 106, &rec), FH_ERR_NOT_FOUND);
+	T_OK(backup_rec_get(f.st, 101, &rec));
+	fx_close(&f);
+}
+
 T_TEST(t_policy_per_guest_from_config)
 {
 	struct fx f;
@@ -727,6 +809,7 @@ int main(void)
 	T_RUN(t_refused_submit_restores_record);
 	T_RUN(t_status_survives_restart);
 	T_RUN(t_retention_keeps_newest_protected_and_golden);
+	T_RUN(t_retention_spares_other_incarnations_and_forgets_vanished_guests);
 	T_RUN(t_policy_per_guest_from_config);
 	sim_stop(&S);
 	return t_done();

@@ -1330,6 +1330,7 @@ T_TEST(t_localapi_in_daemon)
 
 	T_CHECK(p1 > 0 && p2 > 0 && p1 != p2);
 	reset_sims();
+	hubsim_control(&H, "POST", "/envelope", "{\"poll_interval_seconds\":1}", NULL, 0);
 	agent_init(&a, &P, &H);
 	snprintf(cfgtxt, sizeof(cfgtxt),
 		 "{\"localapi\":{\"listen\":\"127.0.0.1:%d\",\"guest_addresses\":{\"101\":[\"127.0.0.1\"]}},"
@@ -1374,6 +1375,30 @@ T_TEST(t_localapi_in_daemon)
 	T_CHECK(strstr(b.b, "\"phase\":\"done\"") != NULL);
 	T_EQ_INT(lapi_get(p1, "/backup/due", pin, tok, &b), 200);
 	T_CHECK(strstr(b.b, "\"reason\":\"not_due\"") != NULL);
+	/* disk changes wait while the hub blocks mutations; listing does not */
+	T_EQ_INT(lapi_req("POST", p1, "/disks/format", pin, tok, "{\"device\":\"sdb\",\"fstype\":\"ext4\"}", &b) > 0, 1);
+	T_CHECK(strstr(b.b, "disk changes wait") == NULL);
+	hubsim_control(&H, "POST", "/envelope", "{\"blocked\":true}", NULL, 0);
+	for (i = 0; i < 100; i++) {
+		s = lapi_req("POST", p1, "/disks/format", pin, tok, "{\"device\":\"sdb\",\"fstype\":\"ext4\"}", &b);
+		if (strstr(b.b, "disk changes wait"))
+			break;
+		sleep_ms(100);
+	}
+	T_EQ_INT(s, 503);
+	T_CHECK(strstr(b.b, "\"formatted\":false") != NULL);
+	T_EQ_INT(lapi_req("POST", p1, "/disks/eject", pin, tok, "{\"where\":\"/data\"}", &b), 503);
+	T_CHECK(strstr(b.b, "disk changes wait") != NULL);
+	lapi_get(p1, "/disks", pin, tok, &b);
+	T_CHECK(strstr(b.b, "disk changes wait") == NULL);
+	hubsim_control(&H, "POST", "/envelope", "{\"blocked\":false}", NULL, 0);
+	for (i = 0; i < 100; i++) {
+		lapi_req("POST", p1, "/disks/eject", pin, tok, "{\"where\":\"/data\"}", &b);
+		if (!strstr(b.b, "disk changes wait"))
+			break;
+		sleep_ms(100);
+	}
+	T_CHECK(strstr(b.b, "disk changes wait") == NULL);
 	/* a wrong pin fails the handshake */
 	T_EQ_INT(lapi_get(p1, "/healthz", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", NULL, &b), 0);
 
