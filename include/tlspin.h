@@ -11,6 +11,7 @@
 #ifndef FH_TLSPIN_H
 #define FH_TLSPIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,13 @@ int tlspin_probe(const char *host, unsigned port, long timeout_ms, const uint8_t
 /* True when host is a loopback address literal (127.0.0.0/8, ::1) or
  * "localhost". */
 int tlspin_host_is_loopback(const char *host);
+
+/* wolfSSL custom I/O over a non-blocking socket, for the probe here and the
+ * local API's server (lapi.c): one recv()/send() on fd (EINTR retried,
+ * MSG_NOSIGNAL), returning the byte count or a WOLFSSL_CBIO_ERR_* code
+ * (WANT_READ / WANT_WRITE on EAGAIN). *failed is set true on EOF, a reset
+ * or another socket error, never cleared. */
+int tlspin_io_recv(int fd, char *buf, int sz, bool *failed);
+int tlspin_io_send(int fd, const char *buf, int sz, bool *failed);
 
 #endif

@@ -56,6 +56,19 @@ static void put_str(unsigned char *b, size_t *n, const char *s)
 	*n += l;
 }
 
+/* The log's live range [*first, *next) from its two counters (both start at
+ * 1). Store errors, or FH_ERR_DECODE when next is below first. */
+static int read_range(struct store_txn *t, uint64_t *first, uint64_t *next)
+{
+	int r = store_seq_get(t, SEQ_FIRST, 1, first);
+
+	if (r == 0)
+		r = store_seq_get(t, SEQ_NEXT, 1, next);
+	if (r == 0 && *next < *first)
+		r = FH_ERR_DECODE;
+	return r;
+}
+
 int audit_append(struct store_txn *t, const struct audit_rec *r, uint64_t max_entries,
                  uint64_t *seq)
 {
@@ -81,12 +94,10 @@ int audit_append(struct store_txn *t, const struct audit_rec *r, uint64_t max_en
 		return FH_ERR_INVAL;
 	utf8_clean(reason, AUDIT_REASON_MAX, r->reason);
 
-	rc = store_seq_get(t, SEQ_FIRST, 1, &first);
-	if (rc == 0)
-		rc = store_seq_get(t, SEQ_NEXT, 1, &next);
+	rc = read_range(t, &first, &next);
 	if (rc)
 		return rc;
-	if (first == 0 || next < first || next == UINT64_MAX)
+	if (first == 0 || next == UINT64_MAX)
 		return FH_ERR_DECODE;
 
 	b[n++] = REC_VERSION;
@@ -135,10 +146,8 @@ int audit_prune(struct store *st, uint64_t max_entries, unsigned max_per_txn, ui
 		r = store_txn_begin(st, true, &t);
 		if (r)
 			return r;
-		r = store_seq_get(t, SEQ_FIRST, 1, &first);
-		if (r == 0)
-			r = store_seq_get(t, SEQ_NEXT, 1, &next);
-		if (r == 0 && (first == 0 || next < first))
+		r = read_range(t, &first, &next);
+		if (r == 0 && first == 0)
 			r = FH_ERR_DECODE;
 		for (n = 0; r == 0 && n < max_per_txn && next - first > max_entries; n++) {
 			store_be64_put(k, first);
@@ -176,12 +185,8 @@ int audit_count(struct store *st, uint64_t *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		return r;
-	r = store_seq_get(t, SEQ_FIRST, 1, &first);
-	if (r == 0)
-		r = store_seq_get(t, SEQ_NEXT, 1, &next);
+	r = read_range(t, &first, &next);
 	store_txn_abort(t);
-	if (r == 0 && next < first)
-		r = FH_ERR_DECODE;
 	if (r == 0)
 		*out = next - first;
 	return r;
@@ -305,11 +310,7 @@ int audit_tail_json(struct store *st, size_t n, struct buf *out)
 	r = store_txn_begin(st, false, &t);
 	if (r)
 		goto out;
-	r = store_seq_get(t, SEQ_FIRST, 1, &first);
-	if (r == 0)
-		r = store_seq_get(t, SEQ_NEXT, 1, &next);
-	if (r == 0 && next < first)
-		r = FH_ERR_DECODE;
+	r = read_range(t, &first, &next);
 	if (r == 0)
 		r = buf_appendz(&arr, "[");
 	from = next - first > n ? next - n : first;

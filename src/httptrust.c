@@ -1,5 +1,5 @@
-/* httptrust.c — TLS trust setup shared by every libcurl client; see
- * httptrust.h. Factored out of pve.c unchanged in behaviour. */
+/* httptrust.c — TLS trust and the libcurl handle setup shared by every
+ * libcurl client (pve.c, hub.c); see httptrust.h. */
 #include "httptrust.h"
 
 #include <stdio.h>
@@ -127,4 +127,174 @@ void httptrust_free(struct httptrust *t)
 	free(t->ca_file);
 	t->ca_file = NULL;
 	t->curl_pin[0] = '\0';
+}
+
+/* ---- the connection ---- */
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct httptrust_conn *k = ud;
+
+	if (buf_append(&k->body, p, sz * nm)) {
+		k->toobig = true;
+		return 0;       /* over the cap: libcurl aborts with CURLE_WRITE_ERROR */
+	}
+	return sz * nm;
+}
+
+/* Keeps the reason phrase of the last status line (after 1xx). */
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct httptrust_conn *k = ud;
+	size_t n = sz * nm, i, o = 0;
+
+	if (n > 9 && strncmp(p, "HTTP/", 5) == 0) {
+		const char *sp = memchr(p, ' ', n);
+		if (sp) {
+			sp++;
+			while ((size_t)(sp - p) < n && *sp != ' ' && *sp != '\r' && *sp != '\n')
+				sp++;
+			while ((size_t)(sp - p) < n && *sp == ' ')
+				sp++;
+			for (i = (size_t)(sp - p); i < n && o + 1 < k->max_reason; i++) {
+				unsigned char ch = (unsigned char)p[i];
+				if (ch == '\r' || ch == '\n')
+					break;
+				k->status_reason[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+			}
+		}
+		k->status_reason[o] = '\0';
+	}
+	return n;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t cc, curl_off_t d)
+{
+	struct httptrust_conn *k = ud;
+
+	(void)a, (void)b, (void)cc, (void)d;
+	return atomic_load(&k->cancelled) ? 1 : 0;
+}
+
+int httptrust_conn_header(struct httptrust_conn *k, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(k->hdrs, line);
+
+	if (!n)
+		return FH_ERR_NOMEM;
+	k->hdrs = n;
+	return 0;
+}
+
+int httptrust_conn_open(struct httptrust_conn *k, const struct httptrust_conn_opts *o)
+{
+	atomic_init(&k->cancelled, 0);
+	k->timeout_ms = o->timeout_ms;
+	k->connect_ms = o->connect_ms;
+	k->max_reason = o->max_reason;
+	if (k->max_reason < 2 || k->max_reason > sizeof(k->status_reason))
+		k->max_reason = sizeof(k->status_reason);
+	buf_init(&k->body, o->max_body);
+	k->h = curl_easy_init();
+	if (!k->h)
+		return FH_ERR_NOMEM;
+	curl_easy_setopt(k->h, CURLOPT_HTTPHEADER, k->hdrs);
+	curl_easy_setopt(k->h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(k->h, CURLOPT_WRITEDATA, k);
+	curl_easy_setopt(k->h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(k->h, CURLOPT_HEADERDATA, k);
+	curl_easy_setopt(k->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(k->h, CURLOPT_XFERINFODATA, k);
+	curl_easy_setopt(k->h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(k->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(k->h, CURLOPT_ERRORBUFFER, k->errbuf);
+	curl_easy_setopt(k->h, CURLOPT_TIMEOUT_MS, k->timeout_ms);
+	curl_easy_setopt(k->h, CURLOPT_CONNECTTIMEOUT_MS, k->connect_ms);
+	curl_easy_setopt(k->h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(k->h, CURLOPT_FOLLOWLOCATION, 0L);
+	if (o->max_age_conn > 0)
+		curl_easy_setopt(k->h, CURLOPT_MAXAGE_CONN, o->max_age_conn);
+	curl_easy_setopt(k->h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(k->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
+	httptrust_apply(&k->trust, k->h);
+	return 0;
+}
+
+void httptrust_conn_begin(struct httptrust_conn *k)
+{
+	buf_reset(&k->body);
+	k->toobig = false;
+	k->status_reason[0] = '\0';
+	k->errbuf[0] = '\0';
+	k->n_requests++;
+}
+
+long httptrust_conn_connects(struct httptrust_conn *k)
+{
+	long n = 0;
+
+	if (curl_easy_getinfo(k->h, CURLINFO_NUM_CONNECTS, &n) != CURLE_OK || n <= 0)
+		return 0;
+	k->n_connects += (unsigned long)n;
+	return n;
+}
+
+static int map_curl(CURLcode rc, bool toobig)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		return FH_ERR_TLS_PIN;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return FH_ERR_TLS;
+	case CURLE_OPERATION_TIMEDOUT:
+		return FH_ERR_TIMEOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return FH_ERR_CANCELLED;
+	case CURLE_WRITE_ERROR:
+		return toobig ? FH_ERR_TOOBIG : FH_ERR_TRANSPORT;
+	case CURLE_OUT_OF_MEMORY:
+		return FH_ERR_NOMEM;
+	default:
+		return FH_ERR_TRANSPORT;
+	}
+}
+
+int httptrust_conn_error(const struct httptrust_conn *k, CURLcode rc, const char *what, char *why, size_t whylen)
+{
+	int r = map_curl(rc, k->toobig);
+
+	if (why && whylen) {
+		if (r == FH_ERR_TOOBIG)
+			snprintf(why, whylen, "%s larger than %zu bytes", what, k->body.cap);
+		else if (r == FH_ERR_CANCELLED)
+			snprintf(why, whylen, "cancelled");
+		else
+			snprintf(why, whylen, "%s%s%s", curl_easy_strerror(rc), k->errbuf[0] ? ": " : "", k->errbuf);
+	}
+	return r;
+}
+
+void httptrust_conn_free(struct httptrust_conn *k)
+{
+	struct curl_slist *s;
+
+	if (!k)
+		return;
+	if (k->h)
+		curl_easy_cleanup(k->h);
+	k->h = NULL;
+	for (s = k->hdrs; s; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(k->hdrs);
+	k->hdrs = NULL;
+	buf_free(&k->body);
+	httptrust_free(&k->trust);
 }

@@ -19,21 +19,16 @@
 #define HUB_JSON_DEPTH 16
 #define HUB_BEARER "Authorization: Bearer "
 
+#define HUB_REASON_MAX 128           /* bytes kept of a status line's reason phrase */
+
 struct hub_client {
-	CURL *h;
-	struct curl_slist *hdrs;        /* holds the key: wiped on free */
-	const char *key;                /* points into hdrs (for scrubbing); not owned */
+	/* the handle, its headers (they hold the key: wiped on free), the
+	 * trust, the answer, the cancel flag (httptrust.h) */
+	struct httptrust_conn conn;
+	const char *key;                /* points into conn.hdrs (for scrubbing); not owned */
 	char url[1024];                 /* the report URL */
 	char base[1024];                /* hub.url without trailing '/' */
-	struct httptrust trust;
-	struct buf body;
-	char status_reason[128];
-	long timeout_ms, connect_ms;
 	size_t max_response;
-	atomic_int cancelled;
-	bool toobig;                    /* the answer passed max_response */
-	unsigned long n_requests, n_connects;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 /* Replaces every occurrence of the key in s by "[REDACTED]" (in place,
@@ -262,65 +257,11 @@ out:
 	return r;
 }
 
-static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct hub_client *c = ud;
-
-	if (buf_append(&c->body, p, sz * nm)) {
-		c->toobig = true;
-		return 0;       /* over the cap: libcurl aborts with CURLE_WRITE_ERROR */
-	}
-	return sz * nm;
-}
-
-/* Keeps the reason phrase of the last status line. */
-static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct hub_client *c = ud;
-	size_t n = sz * nm, i, o = 0;
-
-	if (n > 9 && strncmp(p, "HTTP/", 5) == 0) {
-		const char *sp = memchr(p, ' ', n);
-		if (sp) {
-			sp++;
-			while ((size_t)(sp - p) < n && *sp != ' ' && *sp != '\r' && *sp != '\n')
-				sp++;
-			while ((size_t)(sp - p) < n && *sp == ' ')
-				sp++;
-			for (i = (size_t)(sp - p); i < n && o + 1 < sizeof(c->status_reason); i++) {
-				unsigned char ch = (unsigned char)p[i];
-				if (ch == '\r' || ch == '\n')
-					break;
-				c->status_reason[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-			}
-		}
-		c->status_reason[o] = '\0';
-	}
-	return n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t cc, curl_off_t d)
-{
-	struct hub_client *c = ud;
-
-	(void)a, (void)b, (void)cc, (void)d;
-	return atomic_load(&c->cancelled) ? 1 : 0;
-}
-
-static int add_header(struct hub_client *c, const char *line)
-{
-	struct curl_slist *n = curl_slist_append(c->hdrs, line);
-
-	if (!n)
-		return FH_ERR_NOMEM;
-	c->hdrs = n;
-	return 0;
-}
-
 int hub_client_new(const struct hub_opts *o, struct hub_client **out, struct hub_err *e)
 {
 	struct hub_client *c;
 	struct httptrust_opts to;
+	struct httptrust_conn_opts co;
 	struct buf auth;
 	struct curl_slist *s;
 	char host[256], why[200];
@@ -332,7 +273,6 @@ int hub_client_new(const struct hub_opts *o, struct hub_client **out, struct hub
 	if (!c)
 		return fail(e, FH_ERR_NOMEM);
 	buf_init(&auth, HUB_MAX_KEY + 64);
-	atomic_init(&c->cancelled, 0);
 	if (!o->url || !*o->url) {
 		set_reason(c, e, "hub.url is required");
 		goto out;
@@ -350,49 +290,35 @@ int hub_client_new(const struct hub_opts *o, struct hub_client **out, struct hub
 	to.ca_file = o->ca_file;
 	to.tls_fingerprint = o->tls_fingerprint;
 	to.allow_insecure = false;      /* verification is always on for the hub */
-	r = httptrust_init(&c->trust, host, port, &to, why, sizeof(why));
+	r = httptrust_init(&c->conn.trust, host, port, &to, why, sizeof(why));
 	if (r) {
 		set_reason(c, e, "hub: %s", why);
 		goto out;
 	}
 	r = FH_ERR_NOMEM;
-	c->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : HUB_DEF_TIMEOUT_MS;
-	c->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : HUB_DEF_CONNECT_MS;
-	if (c->connect_ms > c->timeout_ms)
-		c->connect_ms = c->timeout_ms;
+	memset(&co, 0, sizeof(co));
+	co.timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : HUB_DEF_TIMEOUT_MS;
+	co.connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : HUB_DEF_CONNECT_MS;
+	if (co.connect_ms > co.timeout_ms)
+		co.connect_ms = co.timeout_ms;
 	c->max_response = o->max_response ? o->max_response : HUB_DEF_MAX_RESPONSE;
-	buf_init(&c->body, c->max_response);
+	co.max_body = c->max_response;
+	co.max_reason = HUB_REASON_MAX;
 
-	c->h = curl_easy_init();
-	if (!c->h)
-		goto out;
 	if (buf_printf(&auth, HUB_BEARER "%s", o->api_key))
 		goto out;
-	if (add_header(c, buf_str(&auth)) || add_header(c, "Content-Type: application/json") ||
-	    add_header(c, "Accept: application/json") || add_header(c, "Expect:"))
+	if (httptrust_conn_header(&c->conn, buf_str(&auth)) ||
+	    httptrust_conn_header(&c->conn, "Content-Type: application/json") ||
+	    httptrust_conn_header(&c->conn, "Accept: application/json") ||
+	    httptrust_conn_header(&c->conn, "Expect:"))
 		goto out;
-	for (s = c->hdrs; s; s = s->next) {
+	for (s = c->conn.hdrs; s; s = s->next) {
 		if (!strncmp(s->data, HUB_BEARER, sizeof(HUB_BEARER) - 1))
 			c->key = s->data + sizeof(HUB_BEARER) - 1;
 	}
-	curl_easy_setopt(c->h, CURLOPT_URL, c->url);
-	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
-	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->h, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
-	curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
-	curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
-	httptrust_apply(&c->trust, c->h);
+	if (httptrust_conn_open(&c->conn, &co))
+		goto out;
+	curl_easy_setopt(c->conn.h, CURLOPT_URL, c->url);
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -406,28 +332,20 @@ out:
 
 void hub_client_free(struct hub_client *c)
 {
-	struct curl_slist *s;
-
 	if (!c)
 		return;
-	if (c->h)
-		curl_easy_cleanup(c->h);
-	for (s = c->hdrs; s; s = s->next)
-		explicit_bzero(s->data, strlen(s->data));
-	curl_slist_free_all(c->hdrs);
-	buf_free(&c->body);
-	httptrust_free(&c->trust);
+	httptrust_conn_free(&c->conn);
 	free(c);
 }
 
 void hub_cancel(struct hub_client *c)
 {
-	atomic_store(&c->cancelled, 1);
+	atomic_store(&c->conn.cancelled, 1);
 }
 
 const char *hub_trust_name(const struct hub_client *c)
 {
-	return httptrust_mode_name(c->trust.mode);
+	return httptrust_mode_name(c->conn.trust.mode);
 }
 
 const char *hub_report_url(const struct hub_client *c)
@@ -437,40 +355,12 @@ const char *hub_report_url(const struct hub_client *c)
 
 void hub_stats(const struct hub_client *c, struct hub_stats *out)
 {
-	out->requests = c->n_requests;
-	out->connects = c->n_connects;
-	out->pin_probes = c->trust.probes;
+	out->requests = c->conn.n_requests;
+	out->connects = c->conn.n_connects;
+	out->pin_probes = c->conn.trust.probes;
 }
 
 /* ---- the request ---- */
-
-static int map_curl(CURLcode rc, int toobig)
-{
-	switch (rc) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return FH_ERR_TLS_PIN;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-		return FH_ERR_TLS;
-	case CURLE_OPERATION_TIMEDOUT:
-		return FH_ERR_TIMEOUT;
-	case CURLE_ABORTED_BY_CALLBACK:
-		return FH_ERR_CANCELLED;
-	case CURLE_WRITE_ERROR:
-		return toobig ? FH_ERR_TOOBIG : FH_ERR_TRANSPORT;
-	case CURLE_OUT_OF_MEMORY:
-		return FH_ERR_NOMEM;
-	default:
-		return FH_ERR_TRANSPORT;
-	}
-}
 
 static int map_status(long st)
 {
@@ -504,66 +394,56 @@ static const char *error_text(const struct buf *b, struct json **doc)
 }
 
 /* One request to url: POST json/len, or GET when json is NULL. The
- * answer is in c->body (at most cap bytes). 0 for 2xx with *status set;
+ * answer is in c->conn.body (at most cap bytes). 0 for 2xx with *status set;
  * typed errors otherwise, e->reason never holding the key. */
 static int perform(struct hub_client *c, const char *url, const char *json, size_t len, size_t cap, long *status,
 		   struct hub_err *e)
 {
 	struct json *doc = NULL;
-	char why[200];
-	long st = 0, nconn = 0;
+	char why[200], cerr[sizeof(e->reason)];
+	long st = 0;
 	CURLcode rc;
 	int r;
 
 	*status = 0;
-	if (atomic_load(&c->cancelled)) {
+	if (atomic_load(&c->conn.cancelled)) {
 		set_reason(c, e, "cancelled");
 		return fail(e, FH_ERR_CANCELLED);
 	}
 	why[0] = '\0';
-	r = httptrust_ensure(&c->trust, c->h, c->connect_ms, why, sizeof(why));
+	r = httptrust_ensure(&c->conn.trust, c->conn.h, c->conn.connect_ms, why, sizeof(why));
 	if (r) {
 		set_reason(c, e, "%s", why);
 		return fail(e, r);
 	}
-	curl_easy_setopt(c->h, CURLOPT_URL, url);
+	curl_easy_setopt(c->conn.h, CURLOPT_URL, url);
 	if (json) {
-		curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, json);
-		curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(c->conn.h, CURLOPT_POSTFIELDS, json);
+		curl_easy_setopt(c->conn.h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	} else {
-		curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c->conn.h, CURLOPT_HTTPGET, 1L);
 	}
-	buf_reset(&c->body);
-	c->body.cap = cap;
-	c->toobig = false;
-	c->status_reason[0] = '\0';
-	c->errbuf[0] = '\0';
-	c->n_requests++;
-	rc = curl_easy_perform(c->h);
-	if (curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK && nconn > 0)
-		c->n_connects += (unsigned long)nconn;
-	curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+	c->conn.body.cap = cap;
+	httptrust_conn_begin(&c->conn);
+	rc = curl_easy_perform(c->conn.h);
+	httptrust_conn_connects(&c->conn);
+	curl_easy_setopt(c->conn.h, CURLOPT_POSTFIELDS, NULL);
 	if (rc != CURLE_OK) {
-		r = map_curl(rc, c->toobig);
-		if (r == FH_ERR_TOOBIG)
-			set_reason(c, e, "answer larger than %zu bytes", cap);
-		else if (r == FH_ERR_CANCELLED)
-			set_reason(c, e, "cancelled");
-		else
-			set_reason(c, e, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "", c->errbuf);
+		r = httptrust_conn_error(&c->conn, rc, "answer", cerr, sizeof(cerr));
+		set_reason(c, e, "%s", cerr);
 		return fail(e, r);
 	}
-	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_getinfo(c->conn.h, CURLINFO_RESPONSE_CODE, &st);
 	*status = st;
 	if (e)
 		e->http_status = st;
 	r = map_status(st);
 	if (r) {
-		const char *m = error_text(&c->body, &doc);
-		if (m && !strcmp(m, c->status_reason))
+		const char *m = error_text(&c->conn.body, &doc);
+		if (m && !strcmp(m, c->conn.status_reason))
 			m = NULL;   /* said once is enough */
-		set_reason(c, e, "HTTP %ld%s%s%s%.160s", st, c->status_reason[0] ? " " : "", c->status_reason,
-			   m ? ": " : "", m ? m : "");
+		set_reason(c, e, "HTTP %ld%s%s%s%.160s", st, c->conn.status_reason[0] ? " " : "",
+			   c->conn.status_reason, m ? ": " : "", m ? m : "");
 		json_free(doc);
 		return fail(e, r);
 	}
@@ -586,7 +466,7 @@ int hub_post_report(struct hub_client *c, const char *json, size_t len, struct h
 	r = perform(c, c->url, json, len, c->max_response, &status, e);
 	if (r)
 		return r;
-	r = hub_parse_envelope(c->body.data ? c->body.data : "", c->body.len, c->max_response, &got, why,
+	r = hub_parse_envelope(c->conn.body.data ? c->conn.body.data : "", c->conn.body.len, c->max_response, &got, why,
 			       sizeof(why));
 	if (r) {
 		set_reason(c, e, "%s", why);
@@ -618,7 +498,7 @@ int hub_request(struct hub_client *c, const char *method, const char *path, cons
 		r = fail(e, FH_ERR_NOT_FOUND);
 	if (r)
 		return r;
-	if (c->body.len && buf_append(out, c->body.data, c->body.len)) {
+	if (c->conn.body.len && buf_append(out, c->conn.body.data, c->conn.body.len)) {
 		set_reason(c, e, "answer larger than the caller's buffer");
 		return fail(e, FH_ERR_TOOBIG);
 	}

@@ -371,21 +371,7 @@ static int io_recv(WOLFSSL *ssl, char *b, int sz, void *vctx)
 	struct conn *c = vctx;
 
 	(void)ssl;
-	for (;;) {
-		ssize_t n = recv(c->fd, b, (size_t)sz, 0);
-		if (n > 0)
-			return (int)n;
-		if (n == 0) {
-			c->io_eof = true;
-			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return WOLFSSL_CBIO_ERR_WANT_READ;
-		c->io_eof = true;
-		return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
-	}
+	return tlspin_io_recv(c->fd, b, sz, &c->io_eof);
 }
 
 static int io_send(WOLFSSL *ssl, char *b, int sz, void *vctx)
@@ -393,18 +379,7 @@ static int io_send(WOLFSSL *ssl, char *b, int sz, void *vctx)
 	struct conn *c = vctx;
 
 	(void)ssl;
-	for (;;) {
-		ssize_t n = send(c->fd, b, (size_t)sz, MSG_NOSIGNAL);
-		if (n >= 0)
-			return (int)n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return WOLFSSL_CBIO_ERR_WANT_WRITE;
-		c->io_eof = true;
-		return errno == EPIPE ? WOLFSSL_CBIO_ERR_CONN_CLOSE
-		       : errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
-	}
+	return tlspin_io_send(c->fd, b, sz, &c->io_eof);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -1101,18 +1076,13 @@ static void handle_request(struct lapi *l, struct conn *c)
 
 /* -------------------------------------------------------------- the drive */
 
-/* 1: progressed (phase changed), 0: waiting for I/O, -1: closed. */
-static int step_handshake(struct lapi *l, struct conn *c)
+/* After a wolfSSL call on c returned ret (not a success): 0 when it wants
+ * the socket readable or writable and c now waits for that, -1 when it
+ * wants nothing more (a TLS error, close_notify, or the socket is gone). */
+static int want_io(struct lapi *l, struct conn *c, int ret)
 {
-	int r = wolfSSL_accept(c->ssl), e;
+	int e = wolfSSL_get_error(c->ssl, ret);
 
-	if (r == WOLFSSL_SUCCESS) {
-		inc(&l->st_hs);
-		c->phase = PH_READ;
-		timer_set(l, c, PH_READ);
-		return 1;
-	}
-	e = wolfSSL_get_error(c->ssl, r);
 	if (e == WOLFSSL_ERROR_WANT_READ && !c->io_eof) {
 		set_interest(l, c, EPOLLIN);
 		return 0;
@@ -1121,6 +1091,22 @@ static int step_handshake(struct lapi *l, struct conn *c)
 		set_interest(l, c, EPOLLOUT);
 		return 0;
 	}
+	return -1;
+}
+
+/* 1: progressed (phase changed), 0: waiting for I/O, -1: closed. */
+static int step_handshake(struct lapi *l, struct conn *c)
+{
+	int r = wolfSSL_accept(c->ssl);
+
+	if (r == WOLFSSL_SUCCESS) {
+		inc(&l->st_hs);
+		c->phase = PH_READ;
+		timer_set(l, c, PH_READ);
+		return 1;
+	}
+	if (want_io(l, c, r) == 0)
+		return 0;
 	inc(&l->st_hs_fail);
 	conn_close(l, c);
 	return -1;
@@ -1129,7 +1115,7 @@ static int step_handshake(struct lapi *l, struct conn *c)
 static int step_read(struct lapi *l, struct conn *c)
 {
 	for (;;) {
-		int n, e;
+		int n;
 
 		if (c->in_off < c->in_len) {
 			size_t used = 0;
@@ -1180,15 +1166,8 @@ static int step_read(struct lapi *l, struct conn *c)
 			c->in_len = (size_t)n;
 			continue;
 		}
-		e = wolfSSL_get_error(c->ssl, n);
-		if (e == WOLFSSL_ERROR_WANT_READ && !c->io_eof) {
-			set_interest(l, c, EPOLLIN);
+		if (want_io(l, c, n) == 0)
 			return 0;
-		}
-		if (e == WOLFSSL_ERROR_WANT_WRITE && !c->io_eof) {
-			set_interest(l, c, EPOLLOUT);
-			return 0;
-		}
 		conn_close(l, c);   /* close_notify, EOF, reset or a TLS error */
 		return -1;
 	}
@@ -1198,7 +1177,7 @@ static int step_write(struct lapi *l, struct conn *c)
 {
 	while (c->out_off < c->out.len) {
 		size_t chunk = c->out.len - c->out_off;
-		int n, e;
+		int n;
 
 		if (chunk > 16384)
 			chunk = 16384;
@@ -1207,15 +1186,8 @@ static int step_write(struct lapi *l, struct conn *c)
 			c->out_off += (size_t)n;
 			continue;
 		}
-		e = wolfSSL_get_error(c->ssl, n);
-		if (e == WOLFSSL_ERROR_WANT_WRITE && !c->io_eof) {
-			set_interest(l, c, EPOLLOUT);
+		if (want_io(l, c, n) == 0)
 			return 0;
-		}
-		if (e == WOLFSSL_ERROR_WANT_READ && !c->io_eof) {
-			set_interest(l, c, EPOLLIN);
-			return 0;
-		}
 		conn_close(l, c);
 		return -1;
 	}

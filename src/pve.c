@@ -33,22 +33,16 @@
 #define PVE_NO_SUCH_TASK_GRACE_MS 10000L
 
 struct pve_client {
-	CURL *h;
-	struct curl_slist *hdrs;        /* holds the token: scrubbed on free */
+	/* the handle, its headers (they hold the token: wiped on free), the
+	 * trust (CA / pin / insecure), the body, the cancel flag (httptrust.h) */
+	struct httptrust_conn conn;
 	char base[512];                 /* https://host:port/api2/json */
 	char host[256];
 	unsigned port;
 	char node[64];
-	struct httptrust trust;         /* CA / pin / insecure (httptrust.h) */
-	struct buf body;
-	bool body_toobig;               /* the last response passed max_response */
-	char status_reason[256];
-	long timeout_ms, connect_ms, poll_initial_ms, poll_max_ms, task_timeout_ms;
+	long poll_initial_ms, poll_max_ms, task_timeout_ms;
 	size_t max_response;
 	unsigned max_guests;
-	atomic_int cancelled;
-	unsigned long n_requests, n_connects;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 static void set_reason(struct pve_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -189,65 +183,21 @@ static int valid_node(const char *n)
 	return 1;
 }
 
-static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct pve_client *c = ud;
-
-	if (buf_append(&c->body, p, sz * nm)) {
-		c->body_toobig = true;
-		return 0;       /* over the cap: libcurl aborts with CURLE_WRITE_ERROR */
-	}
-	return sz * nm;
-}
-
-/* Keeps the reason phrase of the last status line (after redirects and 1xx). */
-static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct pve_client *c = ud;
-	size_t n = sz * nm, i, o = 0;
-
-	if (n > 9 && strncmp(p, "HTTP/", 5) == 0) {
-		const char *sp = memchr(p, ' ', n);
-		if (sp) {
-			sp++;
-			while ((size_t)(sp - p) < n && *sp != ' ' && *sp != '\r' && *sp != '\n')
-				sp++;
-			while ((size_t)(sp - p) < n && *sp == ' ')
-				sp++;
-			for (i = (size_t)(sp - p); i < n && o + 1 < sizeof(c->status_reason); i++) {
-				unsigned char ch = (unsigned char)p[i];
-				if (ch == '\r' || ch == '\n')
-					break;
-				c->status_reason[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-			}
-		}
-		c->status_reason[o] = '\0';
-	}
-	return n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t cc, curl_off_t d)
-{
-	struct pve_client *c = ud;
-
-	(void)a, (void)b, (void)cc, (void)d;
-	return atomic_load(&c->cancelled) ? 1 : 0;
-}
-
 int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve_err *e)
 {
 	struct pve_client *c;
 	struct buf auth;
 	struct httptrust_opts to;
+	struct httptrust_conn_opts co;
 	int r = FH_ERR_CONFIG;
 	const char *eq;
 
 	err_reset(e, "", "");
+	memset(&co, 0, sizeof(co));
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return fail(e, FH_ERR_NOMEM);
 	buf_init(&auth, 4096);
-	atomic_init(&c->cancelled, 0);
 	if (!o->endpoint || !o->node || !o->token) {
 		set_reason(e, "proxmox endpoint, node and token are required");
 		goto out;
@@ -271,12 +221,12 @@ int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve
 	to.tls_fingerprint = o->tls_fingerprint;
 	to.insecure_skip_verify = o->insecure_skip_verify;
 	to.allow_insecure = true;      /* loopback only; httptrust checks the host */
-	r = httptrust_init(&c->trust, c->host, c->port, &to, e ? e->reason : NULL, e ? sizeof(e->reason) : 0);
+	r = httptrust_init(&c->conn.trust, c->host, c->port, &to, e ? e->reason : NULL, e ? sizeof(e->reason) : 0);
 	if (r)
 		goto out;
 	r = FH_ERR_CONFIG;
-	c->timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : PVE_DEF_TIMEOUT_MS;
-	c->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : PVE_DEF_CONNECT_MS;
+	co.timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : PVE_DEF_TIMEOUT_MS;
+	co.connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : PVE_DEF_CONNECT_MS;
 	c->poll_initial_ms = o->poll_initial_ms > 0 ? o->poll_initial_ms : 1000;
 	c->poll_max_ms = o->poll_max_ms > 0 ? o->poll_max_ms : 5000;
 	if (c->poll_max_ms < c->poll_initial_ms)
@@ -284,48 +234,21 @@ int pve_client_new(const struct pve_opts *o, struct pve_client **out, struct pve
 	c->task_timeout_ms = o->task_timeout_ms > 0 ? o->task_timeout_ms : 3600000L;
 	c->max_response = o->max_response ? o->max_response : PVE_DEF_MAX_RESPONSE;
 	c->max_guests = o->max_guests ? o->max_guests : PVE_DEF_MAX_GUESTS;
-	buf_init(&c->body, c->max_response);
+	co.max_body = c->max_response;
+	co.max_reason = HTTPTRUST_REASON_MAX;
+	co.max_age_conn = 4;    /* Proxmox drops idle keep-alive connections after 5 s */
 
-	c->h = curl_easy_init();
-	if (!c->h) {
-		r = FH_ERR_NOMEM;
-		goto out;
-	}
 	if (buf_printf(&auth, "Authorization: PVEAPIToken=%s", o->token)) {
 		set_reason(e, "proxmox token too long");
 		goto out;
 	}
-	c->hdrs = curl_slist_append(NULL, buf_str(&auth));
-	if (!c->hdrs) {
-		r = FH_ERR_NOMEM;
+	r = httptrust_conn_header(&c->conn, buf_str(&auth));
+	if (!r)
+		r = httptrust_conn_header(&c->conn, "Accept: application/json");
+	if (!r)
+		r = httptrust_conn_open(&c->conn, &co);
+	if (r)
 		goto out;
-	}
-	{
-		struct curl_slist *h2 = curl_slist_append(c->hdrs, "Accept: application/json");
-		if (!h2) {
-			r = FH_ERR_NOMEM;
-			goto out;
-		}
-		c->hdrs = h2;
-	}
-	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
-	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->h, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
-	curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
-	curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c->h, CURLOPT_MAXAGE_CONN, 4L);
-	curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c->h, CURLOPT_USERAGENT, "felhom-agent/" FH_VERSION);
-	httptrust_apply(&c->trust, c->h);
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -339,30 +262,22 @@ out:
 
 void pve_client_free(struct pve_client *c)
 {
-	struct curl_slist *s;
-
 	if (!c)
 		return;
-	if (c->h)
-		curl_easy_cleanup(c->h);
-	for (s = c->hdrs; s; s = s->next)
-		explicit_bzero(s->data, strlen(s->data));
-	curl_slist_free_all(c->hdrs);
-	buf_free(&c->body);
-	httptrust_free(&c->trust);
+	httptrust_conn_free(&c->conn);
 	free(c);
 }
 
 void pve_cancel(struct pve_client *c)
 {
-	atomic_store(&c->cancelled, 1);
+	atomic_store(&c->conn.cancelled, 1);
 }
 
 void pve_stats(const struct pve_client *c, struct pve_stats *out)
 {
-	out->requests = c->n_requests;
-	out->connects = c->n_connects;
-	out->pin_probes = c->trust.probes;
+	out->requests = c->conn.n_requests;
+	out->connects = c->conn.n_connects;
+	out->pin_probes = c->conn.trust.probes;
 }
 
 const char *pve_node(const struct pve_client *c)
@@ -374,37 +289,10 @@ const char *pve_node(const struct pve_client *c)
 
 static int ensure_pin(struct pve_client *c, struct pve_err *e)
 {
-	int r = httptrust_ensure(&c->trust, c->h, c->connect_ms, e ? e->reason : NULL, e ? sizeof(e->reason) : 0);
+	int r = httptrust_ensure(&c->conn.trust, c->conn.h, c->conn.connect_ms, e ? e->reason : NULL,
+				 e ? sizeof(e->reason) : 0);
 
 	return r;
-}
-
-static int map_curl(CURLcode rc, int toobig)
-{
-	switch (rc) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return FH_ERR_TLS_PIN;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-		return FH_ERR_TLS;
-	case CURLE_OPERATION_TIMEDOUT:
-		return FH_ERR_TIMEOUT;
-	case CURLE_ABORTED_BY_CALLBACK:
-		return FH_ERR_CANCELLED;
-	case CURLE_WRITE_ERROR:
-		return toobig ? FH_ERR_TOOBIG : FH_ERR_TRANSPORT;
-	case CURLE_OUT_OF_MEMORY:
-		return FH_ERR_NOMEM;
-	default:
-		return FH_ERR_TRANSPORT;
-	}
 }
 
 static int map_status(long st)
@@ -441,7 +329,7 @@ static const struct json_limits *pve_limits(const struct pve_client *c)
 static int request(struct pve_client *c, const char *method, const char *path, const char *form,
 		   struct json **root, const struct json **data, struct pve_err *e)
 {
-	char url[2048];
+	char url[2048], why[sizeof(e->reason)];
 	long status = 0, nconn = 0;
 	CURLcode rc;
 	int r, attempt;
@@ -449,7 +337,7 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 	const struct json *msg;
 
 	err_reset(e, method, path);
-	if (atomic_load(&c->cancelled)) {
+	if (atomic_load(&c->conn.cancelled)) {
 		set_reason(e, "cancelled");
 		return fail(e, FH_ERR_CANCELLED);
 	}
@@ -460,58 +348,48 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 	r = ensure_pin(c, e);
 	if (r)
 		return fail(e, r);
-	curl_easy_setopt(c->h, CURLOPT_URL, url);
+	curl_easy_setopt(c->conn.h, CURLOPT_URL, url);
 	if (!strcmp(method, "GET")) {
-		curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, NULL);
-		curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c->conn.h, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(c->conn.h, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(method, "POST")) {
-		curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, NULL);
-		curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, form ? form : "");
+		curl_easy_setopt(c->conn.h, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(c->conn.h, CURLOPT_POSTFIELDS, form ? form : "");
 	} else {
 		/* PUT and DELETE: form body for PUT, query string for DELETE */
 		if (form) {
-			curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, form);
+			curl_easy_setopt(c->conn.h, CURLOPT_POSTFIELDS, form);
 		} else {
-			curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+			curl_easy_setopt(c->conn.h, CURLOPT_HTTPGET, 1L);
 		}
-		curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(c->conn.h, CURLOPT_CUSTOMREQUEST, method);
 	}
 	for (attempt = 0;; attempt++) {
-		buf_reset(&c->body);
-		c->body_toobig = false;
-		c->status_reason[0] = '\0';
-		c->errbuf[0] = '\0';
-		c->n_requests++;
-		rc = curl_easy_perform(c->h);
-		if (curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK && nconn > 0)
-			c->n_connects += (unsigned long)nconn;
+		httptrust_conn_begin(&c->conn);
+		rc = curl_easy_perform(c->conn.h);
+		nconn = httptrust_conn_connects(&c->conn);
 		if (rc == CURLE_OK)
 			break;
 		if (attempt == 0 && !strcmp(method, "GET") && nconn == 0 &&
 		    (rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR))
 			continue;   /* a pooled connection the server had dropped */
-		r = map_curl(rc, c->body_toobig);
-		if (r == FH_ERR_TOOBIG)
-			set_reason(e, "response larger than %zu bytes", c->max_response);
-		else if (r == FH_ERR_CANCELLED)
-			set_reason(e, "cancelled");
-		else
-			set_reason(e, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "", c->errbuf);
+		r = httptrust_conn_error(&c->conn, rc, "response", why, sizeof(why));
+		set_reason(e, "%s", why);
 		return fail(e, r);
 	}
-	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->conn.h, CURLINFO_RESPONSE_CODE, &status);
 	if (e)
 		e->http_status = status;
 	r = map_status(status);
 	if (r) {
 		/* The reason phrase is the message; newer servers add "message". */
-		set_reason(e, "%s", c->status_reason[0] ? c->status_reason : "(no reason)");
-		if (c->body.len && !json_parse(c->body.data, c->body.len, pve_limits(c), &doc, NULL, 0)) {
+		set_reason(e, "%s", c->conn.status_reason[0] ? c->conn.status_reason : "(no reason)");
+		if (c->conn.body.len && !json_parse(c->conn.body.data, c->conn.body.len, pve_limits(c), &doc, NULL, 0)) {
 			const struct json *errs = json_get(doc, "errors");
 			const char *m;
 			size_t i;
 			msg = json_get(doc, "message");
-			if (!json_str(msg, &m) && *m && !c->status_reason[0])
+			if (!json_str(msg, &m) && *m && !c->conn.status_reason[0])
 				set_reason(e, "%s", m);
 			/* 400s name the offending parameters: "upid: no such task" */
 			for (i = 0; e && errs && errs->type == JSON_OBJECT && i < errs->n; i++) {
@@ -530,7 +408,7 @@ static int request(struct pve_client *c, const char *method, const char *path, c
 		json_free(doc);
 		return fail(e, r);
 	}
-	r = json_parse(c->body.data ? c->body.data : "", c->body.len, pve_limits(c), &doc, NULL, 0);
+	r = json_parse(c->conn.body.data ? c->conn.body.data : "", c->conn.body.len, pve_limits(c), &doc, NULL, 0);
 	if (r) {
 		set_reason(e, r == FH_ERR_TOOBIG ? "response too large or too deep" : "response is not valid JSON");
 		return fail(e, r == FH_ERR_NOMEM ? r : FH_ERR_DECODE);
@@ -1043,7 +921,7 @@ static int upid_path(struct pve_client *c, const char *upid, const char *suffix,
 		set_reason(e, "malformed UPID");
 		return fail(e, FH_ERR_UPID);
 	}
-	esc = curl_easy_escape(c->h, upid, 0);
+	esc = curl_easy_escape(c->conn.h, upid, 0);
 	if (!esc)
 		return fail(e, FH_ERR_NOMEM);
 	snprintf(path, len, "/nodes/%s/tasks/%s%s", c->node, esc, suffix);
@@ -1308,7 +1186,7 @@ int pve_restore_lxc(struct pve_client *c, const struct pve_restore *rs, char upi
 		set_reason(e, "bad archive volid or storage name");
 		return fail(e, FH_ERR_INVAL);
 	}
-	form_init(&f, c->h);
+	form_init(&f, c->conn.h);
 	form_addi(&f, "vmid", rs->vmid);
 	form_add(&f, "ostemplate", rs->ostemplate);
 	form_add(&f, "restore", "1");
@@ -1337,7 +1215,7 @@ int pve_vzdump(struct pve_client *c, const struct pve_vzdump *v, char upid[UPID_
 		set_reason(e, "bad storage, mode or compress");
 		return fail(e, FH_ERR_INVAL);
 	}
-	form_init(&f, c->h);
+	form_init(&f, c->conn.h);
 	form_addi(&f, "vmid", v->vmid);
 	form_add(&f, "storage", v->storage);
 	form_add(&f, "mode", v->mode ? v->mode : "snapshot");
@@ -1363,7 +1241,7 @@ int pve_snapshot(struct pve_client *c, int vmid, const char *name, const char *d
 		set_reason(e, "bad snapshot name");
 		return fail(e, FH_ERR_INVAL);
 	}
-	form_init(&f, c->h);
+	form_init(&f, c->conn.h);
 	form_add(&f, "snapname", name);
 	form_add(&f, "description", description);
 	snprintf(path, sizeof(path), "/nodes/%s/lxc/%d/snapshot", c->node, vmid);
@@ -1407,7 +1285,7 @@ int pve_set_config(struct pve_client *c, int vmid, const struct pve_param *set, 
 
 	if (r)
 		return r;
-	form_init(&f, c->h);
+	form_init(&f, c->conn.h);
 	for (i = 0; i < nset; i++) {
 		if (!valid_ident(set[i].key, 32) || !set[i].value) {
 			buf_free(&f.b);
@@ -1452,7 +1330,7 @@ int pve_shutdown(struct pve_client *c, int vmid, int timeout_s, bool force_stop,
 {
 	struct form f;
 
-	form_init(&f, c->h);
+	form_init(&f, c->conn.h);
 	if (timeout_s > 0)
 		form_addi(&f, "timeout", timeout_s);
 	if (force_stop)
@@ -1490,7 +1368,7 @@ int pve_delete_volume(struct pve_client *c, const char *storage, const char *vol
 		set_reason(e, "volid is not on the named storage");
 		return fail(e, FH_ERR_INVAL);
 	}
-	esc = curl_easy_escape(c->h, volid, 0);
+	esc = curl_easy_escape(c->conn.h, volid, 0);
 	if (!esc) {
 		set_reason(e, "out of memory");
 		return fail(e, FH_ERR_NOMEM);
@@ -1518,7 +1396,7 @@ static int nap(struct pve_client *c, long ms)
 	for (;;) {
 		long left = end - now_ms();
 		struct timespec ts;
-		if (atomic_load(&c->cancelled))
+		if (atomic_load(&c->conn.cancelled))
 			return FH_ERR_CANCELLED;
 		if (left <= 0)
 			return 0;

@@ -329,9 +329,44 @@ static int connect_host(const char *host, unsigned port, int64_t deadline, int *
 	return rc;
 }
 
+int tlspin_io_recv(int fd, char *buf, int sz, bool *failed)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, (size_t)sz, 0);
+		if (n > 0)
+			return (int)n;
+		if (n == 0) {
+			*failed = true;
+			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return WOLFSSL_CBIO_ERR_WANT_READ;
+		*failed = true;
+		return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
+	}
+}
+
+int tlspin_io_send(int fd, const char *buf, int sz, bool *failed)
+{
+	for (;;) {
+		ssize_t n = send(fd, buf, (size_t)sz, MSG_NOSIGNAL);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return WOLFSSL_CBIO_ERR_WANT_WRITE;
+		*failed = true;
+		return errno == EPIPE ? WOLFSSL_CBIO_ERR_CONN_CLOSE
+		       : errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
+	}
+}
+
 struct pin_io {
 	int fd;
-	int failed; /* the socket hit EOF, a reset or another error */
+	bool failed; /* the socket hit EOF, a reset or another error */
 };
 
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *vctx)
@@ -339,21 +374,7 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *vctx)
 	struct pin_io *io = vctx;
 
 	(void)ssl;
-	for (;;) {
-		ssize_t n = recv(io->fd, buf, (size_t)sz, 0);
-		if (n > 0)
-			return (int)n;
-		if (n == 0) {
-			io->failed = 1;
-			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return WOLFSSL_CBIO_ERR_WANT_READ;
-		io->failed = 1;
-		return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
-	}
+	return tlspin_io_recv(io->fd, buf, sz, &io->failed);
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *vctx)
@@ -361,18 +382,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *vctx)
 	struct pin_io *io = vctx;
 
 	(void)ssl;
-	for (;;) {
-		ssize_t n = send(io->fd, buf, (size_t)sz, MSG_NOSIGNAL);
-		if (n >= 0)
-			return (int)n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return WOLFSSL_CBIO_ERR_WANT_WRITE;
-		io->failed = 1;
-		return errno == EPIPE ? WOLFSSL_CBIO_ERR_CONN_CLOSE
-		       : errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
-	}
+	return tlspin_io_send(io->fd, buf, sz, &io->failed);
 }
 
 /* "[::1]" -> "::1" in buf; other hosts unchanged. NULL if it cannot fit. */
@@ -466,7 +476,7 @@ int tlspin_probe(const char *host, unsigned port, long timeout_ms, const uint8_t
 	if (rc != FH_OK)
 		return rc;
 	io.fd = fd;
-	io.failed = 0;
+	io.failed = false;
 
 	rc = FH_ERR_TLS;
 	ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());

@@ -2,57 +2,26 @@
 felhom-agent as a daemon against it and test/pvesim (see simlib.Sim)."""
 import json
 import os
-import shutil
-import signal
-import subprocess
 import tempfile
-import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from proclib import SimProcess
 
 
-class Hub:
+class Hub(SimProcess):
     def __init__(self, envelope=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="felhom-hub-")
         self.port_file = os.path.join(self.dir, "ports.json")
         self.key_file = os.path.join(self.dir, "hub.key")
         self.fp_file = os.path.join(self.dir, "fingerprint")
         self.cert_file = os.path.join(self.dir, "hub-ca.pem")
-        args = [os.path.join(HERE, "hubsim"), "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+        args = ["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
                 "--port-file", self.port_file, "--api-key-file", self.key_file,
                 "--fingerprint-file", self.fp_file, "--cert-file", self.cert_file,
                 "--state-dir", os.path.join(self.dir, "state"), "--quiet"] + list(extra)
         if envelope:
             args += ["--envelope", json.dumps(envelope)]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("hubsim did not start")
-            time.sleep(0.05)
-        ports = json.load(open(self.port_file))
-        self.port = ports["port"]
-        self.control_port = ports["control_port"]
-        self.fingerprint = open(self.fp_file).read().strip()
+        self._start("hubsim", args)
         self.url = "https://127.0.0.1:%d" % self.port
-
-    def control(self, method, path, body=None):
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control_port, path), method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def agent_env(sim, hub, state_dir, **overrides):

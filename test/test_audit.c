@@ -5,7 +5,6 @@
  * (same keys in the same order, same value types). */
 #include "harness.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,35 +15,9 @@
 #include "err.h"
 #include "json.h"
 #include "store.h"
+#include "storetest.h"
 
 static char g_base[256];
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static struct store *open_dir(const char *dir)
-{
-	struct store_opts o;
-	struct store *st = NULL;
-
-	memset(&o, 0, sizeof o);
-	o.dir = dir;
-	T_OK(store_open(&o, &st));
-	return st;
-}
-
-static struct store *open_fresh(char *dir, size_t dirlen)
-{
-	static int n;
-
-	snprintf(dir, dirlen, "%s/a%d", g_base, n++);
-	return open_dir(dir);
-}
 
 static struct json *parse(const char *p, size_t n)
 {
@@ -109,7 +82,7 @@ static void tail_ops(struct store *st, size_t n, char *out, size_t outlen)
 T_TEST(t_bounds)
 {
 	char dir[300], ops[4096], name[16];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "a", dir, sizeof dir);
 	struct audit_rec r;
 	uint64_t n = 0, pruned = 0;
 	int i;
@@ -157,7 +130,7 @@ T_TEST(t_bounds)
 
 	/* restart */
 	store_close(st);
-	st = open_dir(dir);
+	st = storetest_open(dir);
 	T_OK(audit_count(st, &n));
 	T_EQ_INT(n, 5);
 	tail_ops(st, 2, ops, sizeof ops);
@@ -168,7 +141,7 @@ T_TEST(t_bounds)
 T_TEST(t_validation)
 {
 	char dir[300], ops[256], longop[80];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "a", dir, sizeof dir);
 	struct store_txn *t = NULL;
 	struct audit_rec r;
 	uint64_t n = 0, seq = 0;
@@ -215,7 +188,7 @@ T_TEST(t_validation)
 T_TEST(t_tail_matches_golden)
 {
 	char dir[300];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "a", dir, sizeof dir);
 	struct json *golden = NULL, *mine = NULL;
 	const struct json *gt, *ge;
 	struct audit_rec r;
@@ -325,7 +298,7 @@ out:
 T_TEST(t_tail_appends_or_nothing)
 {
 	char dir[300];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "a", dir, sizeof dir);
 	struct audit_rec r;
 	struct buf b;
 	int i;
@@ -356,6 +329,6 @@ int main(void)
 	T_RUN(t_validation);
 	T_RUN(t_tail_matches_golden);
 	T_RUN(t_tail_appends_or_nothing);
-	nftw(g_base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	storetest_rm_tree(g_base);
 	return t_done();
 }

@@ -383,6 +383,28 @@ static char *mkblob(const char *op, const char *host, int64_t guest, const char 
 	return b;
 }
 
+/* Signs blob with key, feeds it as op id (action NULL: the blob alone) and
+ * returns the op's stored outcome, its reason in reason[64]. Frees blob. */
+static int run_signed(struct fx *f, const char *id, const char *key, char *blob, const char *action, char *reason)
+{
+	char *s = sign(key, blob);
+
+	feed1(f, id, blob, s, action);
+	free(blob);
+	free(s);
+	return outcome(f, id, reason);
+}
+
+/* Resets job to one step, op on guest from source, as job id. */
+static void job_one(struct recon_job *job, enum jrnl_source source, const char *id, const char *op, int64_t guest)
+{
+	memset(job, 0, sizeof(*job));
+	job->source = source;
+	snprintf(job->job_id, sizeof(job->job_id), "%s", id);
+	job->nsteps = 1;
+	T_OK(gate_action_init(&job->steps[0], op, HOST, guest));
+}
+
 /* ================================================================ pure */
 
 T_TEST(t_classifier_table)
@@ -707,31 +729,19 @@ T_TEST(t_typed_rejections)
 	}
 	/* unknown signer: nothing burnt */
 	b = mkblob("destroy", HOST, 111, "{}", now - 10, now + 600, &nonce);
-	s = sign("mallory", b);
-	feed1(&f, "op-unknown", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-unknown", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-unknown", "mallory", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "unknown_signer");
 	T_OK(nonce_seen(f.st, nonce, &seen));
 	T_CHECK(!seen);
-	free(b);
-	free(s);
 	free(nonce);
 	/* expired */
 	b = mkblob("destroy", HOST, 111, "{}", now - 3000, now - 1000, NULL);
-	s = sign("anna", b);
-	feed1(&f, "op-expired", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-expired", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-expired", "anna", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "expired");
-	free(b);
-	free(s);
 	/* wrong host */
 	b = mkblob("destroy", "host-other", 111, "{}", now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "op-host", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-host", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-host", "anna", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "target");
-	free(b);
-	free(s);
 	/* tampered blob */
 	b = mkblob("destroy", HOST, 111, "{}", now - 10, now + 600, NULL);
 	s = sign("anna", b);
@@ -749,7 +759,7 @@ T_TEST(t_typed_rejections)
 T_TEST(t_binding_mismatch_burns_the_nonce)
 {
 	struct fx f;
-	char reason[64], *nonce = NULL, *b, *s, *b2, *s2;
+	char reason[64], *nonce = NULL, *b, *s;
 	int64_t now = (int64_t)time(NULL);
 	long d108 = count("DELETE /api2/json/nodes/pve/lxc/108"), d111 = count("DELETE /api2/json/nodes/pve/lxc/111");
 	bool seen = false;
@@ -775,29 +785,24 @@ T_TEST(t_binding_mismatch_burns_the_nonce)
 	free(nonce);
 	/* wrong op */
 	b = mkblob("stop", HOST, 108, "{}", now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "op-bind-op", b, s, "{\"op\":\"destroy\",\"guest_id\":108}");
-	T_EQ_INT(outcome(&f, "op-bind-op", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-bind-op", "anna", b, "{\"op\":\"destroy\",\"guest_id\":108}", reason),
+		 TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "binding_mismatch");
 	/* wrong params */
-	b2 = mkblob("destroy", HOST, 108, "{\"purge\":false}", now - 10, now + 600, NULL);
-	s2 = sign("anna", b2);
-	feed1(&f, "op-bind-params", b2, s2, "{\"op\":\"destroy\",\"guest_id\":108,\"params\":{\"purge\":true}}");
-	T_EQ_INT(outcome(&f, "op-bind-params", reason), TASK_OUT_REJECTED);
+	b = mkblob("destroy", HOST, 108, "{\"purge\":false}", now - 10, now + 600, NULL);
+	T_EQ_INT(run_signed(&f, "op-bind-params", "anna", b,
+			    "{\"op\":\"destroy\",\"guest_id\":108,\"params\":{\"purge\":true}}", reason),
+		 TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "binding_mismatch");
 	T_EQ_INT(count("DELETE /api2/json/nodes/pve/lxc/108"), d108);
 	T_EQ_INT(count("DELETE /api2/json/nodes/pve/lxc/111"), d111);
-	free(b);
-	free(s);
-	free(b2);
-	free(s2);
 	fx_close(&f);
 }
 
 T_TEST(t_recovery_key_on_destroy_is_role_denied)
 {
 	struct fx f;
-	char reason[64], *nonce = NULL, *b, *s;
+	char reason[64], *nonce = NULL, *b;
 	int64_t now = (int64_t)time(NULL);
 	long d = count("DELETE /api2/json/nodes/pve/lxc/111");
 	bool seen = false;
@@ -807,15 +812,11 @@ T_TEST(t_recovery_key_on_destroy_is_role_denied)
 		return;
 	}
 	b = mkblob("destroy", HOST, 111, "{}", now - 10, now + 600, &nonce);
-	s = sign("bob", b);
-	feed1(&f, "op-role", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-role", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-role", "bob", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "role_denied");
 	T_OK(nonce_seen(f.st, nonce, &seen));
 	T_CHECK(seen);
 	T_EQ_INT(count("DELETE /api2/json/nodes/pve/lxc/111"), d);
-	free(b);
-	free(s);
 	free(nonce);
 	fx_close(&f);
 }
@@ -869,7 +870,7 @@ T_TEST(t_valid_destroy_once_then_replays)
 T_TEST(t_signer_rotation)
 {
 	struct fx f;
-	char reason[64], *b, *s, params[4096], fp_anna[128], fp_carl[128];
+	char reason[64], *b, params[4096], fp_anna[128], fp_carl[128];
 	int64_t now = (int64_t)time(NULL);
 
 	if (fx_new(&f, signers2, 2)) {
@@ -879,12 +880,8 @@ T_TEST(t_signer_rotation)
 	T_EQ_INT(gate_nsigners(f.g), 2);
 	/* carl is not a signer yet */
 	b = mkblob("stop", HOST, 101, "{}", now - 10, now + 600, NULL);
-	s = sign("carl", b);
-	feed1(&f, "op-carl-1", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-carl-1", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "op-carl-1", "carl", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "unknown_signer");
-	free(b);
-	free(s);
 	/* the recovery key adds carl and removes anna */
 	T_OK(gate_fingerprint(L_OPS, fp_anna, sizeof(fp_anna)));
 	T_OK(gate_fingerprint(L_CARL, fp_carl, sizeof(fp_carl)));
@@ -899,20 +896,12 @@ T_TEST(t_signer_rotation)
 		buf_free(&p);
 	}
 	b = mkblob("signer_rotate", HOST, 0, params, now - 10, now + 600, NULL);
-	s = sign("bob", b);
-	feed1(&f, "op-rotate", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-rotate", reason), TASK_OUT_EXECUTED);
+	T_EQ_INT(run_signed(&f, "op-rotate", "bob", b, NULL, reason), TASK_OUT_EXECUTED);
 	T_EQ_INT(gate_nsigners(f.g), 2);
 	T_EQ_INT(gate_noperational(f.g), 1);
-	free(b);
-	free(s);
 	/* anna is gone, carl signs */
 	b = mkblob("stop", HOST, 101, "{}", now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "op-anna-after", b, s, NULL);
-	T_EQ_STR((outcome(&f, "op-anna-after", reason), reason), "unknown_signer");
-	free(b);
-	free(s);
+	T_EQ_STR((run_signed(&f, "op-anna-after", "anna", b, NULL, reason), reason), "unknown_signer");
 	/* the rotated set survives a restart */
 	fx_close(&f);
 	if (fx_open(&f, signers2, 2)) {
@@ -920,28 +909,20 @@ T_TEST(t_signer_rotation)
 		return;
 	}
 	b = mkblob("stop", HOST, 103, "{}", now - 10, now + 600, NULL);
-	s = sign("carl", b);
-	feed1(&f, "op-carl-2", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-carl-2", reason), TASK_OUT_EXECUTED);
-	free(b);
-	free(s);
+	T_EQ_INT(run_signed(&f, "op-carl-2", "carl", b, NULL, reason), TASK_OUT_EXECUTED);
 	/* removing the last operational signer is refused */
 	snprintf(params, sizeof(params), "{\"remove\":\"%s\"}", fp_carl);
 	b = mkblob("signer_rotate", HOST, 0, params, now - 10, now + 600, NULL);
-	s = sign("bob", b);
-	feed1(&f, "op-rotate-last", b, s, NULL);
-	T_EQ_INT(outcome(&f, "op-rotate-last", reason), TASK_OUT_FAILED);
+	T_EQ_INT(run_signed(&f, "op-rotate-last", "bob", b, NULL, reason), TASK_OUT_FAILED);
 	T_EQ_STR(reason, "last_operational_signer");
 	T_EQ_INT(gate_noperational(f.g), 1);
-	free(b);
-	free(s);
 	fx_close(&f);
 }
 
 T_TEST(t_zero_signers)
 {
 	struct fx f;
-	char reason[64], res[256], *b, *s;
+	char reason[64], res[256], *b;
 	int64_t now = (int64_t)time(NULL);
 
 	if (fx_new(&f, NULL, 0)) {
@@ -953,13 +934,9 @@ T_TEST(t_zero_signers)
 	result_of(&f, "z-destroy", res, sizeof(res));
 	T_CHECK(strstr(res, "pending_signature") != NULL);
 	b = mkblob("destroy", HOST, 102, "{}", now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "z-signed", b, s, NULL);
-	T_EQ_INT(outcome(&f, "z-signed", reason), TASK_OUT_REJECTED);
+	T_EQ_INT(run_signed(&f, "z-signed", "anna", b, NULL, reason), TASK_OUT_REJECTED);
 	T_EQ_STR(reason, "unknown_signer");
 	T_CHECK(guest_exists(102));
-	free(b);
-	free(s);
 	fx_close(&f);
 }
 
@@ -1007,42 +984,26 @@ T_TEST(t_provenance_from_the_journal)
 	T_CHECK(!guest_exists(150));
 
 	/* a scratch guest of a restore test: a later job may destroy it */
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_RESTORE_TEST;
-	snprintf(job->job_id, sizeof(job->job_id), "rt-151");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "restore", HOST, 151));
+	job_one(job, JRNL_SRC_RESTORE_TEST, "rt-151", "restore", 151);
 	T_OK(gate_action_str(&job->steps[0], "archive", vol));
 	T_OK(gate_action_str(&job->steps[0], "storage", "local-lvm"));
 	job->step_flags[0] = JRNL_F_CREATES_GUEST | JRNL_F_SCRATCH;
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_RESTORE_TEST;
-	snprintf(job->job_id, sizeof(job->job_id), "rt-151-cleanup");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "destroy", HOST, 151));
+	job_one(job, JRNL_SRC_RESTORE_TEST, "rt-151-cleanup", "destroy", 151);
 	job->step_flags[0] = JRNL_F_DESTROYS_GUEST;
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
 	T_CHECK(!guest_exists(151));
 
 	/* a guest the agent created in another job, not scratch: pending */
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_PROVISION;
-	snprintf(job->job_id, sizeof(job->job_id), "prov-152");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "restore", HOST, 152));
+	job_one(job, JRNL_SRC_PROVISION, "prov-152", "restore", 152);
 	T_OK(gate_action_str(&job->steps[0], "archive", vol));
 	T_OK(gate_action_str(&job->steps[0], "storage", "local-lvm"));
 	job->step_flags[0] = JRNL_F_CREATES_GUEST;
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_LOCALAPI;
-	snprintf(job->job_id, sizeof(job->job_id), "other-152");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "destroy", HOST, 152));
+	job_one(job, JRNL_SRC_LOCALAPI, "other-152", "destroy", 152);
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_PENDING_SIGNATURE);
 	T_CHECK(guest_exists(152));
@@ -1063,11 +1024,7 @@ T_TEST(t_provenance_from_the_journal)
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/101/snapshot/felhomst1/rollback"), 1);
 	T_EQ_INT(count("DELETE /api2/json/nodes/pve/lxc/101/snapshot/felhomst1"), 1);
 	/* another job may not roll back to a snapshot it did not make */
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_LOCALAPI;
-	snprintf(job->job_id, sizeof(job->job_id), "other-rollback");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "rollback", HOST, 101));
+	job_one(job, JRNL_SRC_LOCALAPI, "other-rollback", "rollback", 101);
 	T_OK(gate_action_str(&job->steps[0], "name", "felhomst1"));
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_PENDING_SIGNATURE);
@@ -1207,7 +1164,7 @@ T_TEST(t_stop_of_a_customer_guest_needs_a_signature)
 	struct fx f;
 	struct recon_job *job = calloc(1, sizeof(*job));
 	struct recon_result res;
-	char reason[64], rs[256], vol[256], *b, *s;
+	char reason[64], rs[256], vol[256], *b;
 	int64_t now = (int64_t)time(NULL);
 	long stop104 = count("POST /api2/json/nodes/pve/lxc/104/status/stop");
 	long shut104 = count("POST /api2/json/nodes/pve/lxc/104/status/shutdown");
@@ -1232,10 +1189,7 @@ T_TEST(t_stop_of_a_customer_guest_needs_a_signature)
 	result_of(&f, "stop-claim", rs, sizeof(rs));
 	T_CHECK(strstr(rs, "\"outcome\":\"pending_signature\"") != NULL);
 	/* nor does the local API as a source */
-	job->source = JRNL_SRC_LOCALAPI;
-	snprintf(job->job_id, sizeof(job->job_id), "lapi-stop-104");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "stop", HOST, 104));
+	job_one(job, JRNL_SRC_LOCALAPI, "lapi-stop-104", "stop", 104);
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_PENDING_SIGNATURE);
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/stop"), stop104);
@@ -1244,20 +1198,12 @@ T_TEST(t_stop_of_a_customer_guest_needs_a_signature)
 	T_EQ_INT(audit_hits(&f, "\"decision\":\"pending_signature\",\"op\":\"stop\",\"guest_id\":104"), 3);
 	/* signed by an operational key: executed */
 	b = mkblob("stop", HOST, 104, "{}", now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "stop-signed", b, s, NULL);
-	T_EQ_INT(outcome(&f, "stop-signed", reason), TASK_OUT_EXECUTED);
+	T_EQ_INT(run_signed(&f, "stop-signed", "anna", b, NULL, reason), TASK_OUT_EXECUTED);
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/104/status/stop"), stop104 + 1);
 	T_CHECK(!guest_running(104));
-	free(b);
-	free(s);
 	/* a guest an agent job created (another job): stopped unsigned */
 	backup_volid(vol, sizeof(vol));
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_PROVISION;
-	snprintf(job->job_id, sizeof(job->job_id), "prov-153");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "restore", HOST, 153));
+	job_one(job, JRNL_SRC_PROVISION, "prov-153", "restore", 153);
 	T_OK(gate_action_str(&job->steps[0], "archive", vol));
 	T_OK(gate_action_str(&job->steps[0], "storage", "local-lvm"));
 	T_OK(gate_action_bool(&job->steps[0], "start", true));
@@ -1265,11 +1211,7 @@ T_TEST(t_stop_of_a_customer_guest_needs_a_signature)
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
 	T_EQ_INT(sim_control(&S, "POST", "/guest", "{\"vmid\":153,\"status\":\"running\"}", NULL, 0), 200);
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_LOCALAPI;
-	snprintf(job->job_id, sizeof(job->job_id), "lapi-stop-153");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "stop", HOST, 153));
+	job_one(job, JRNL_SRC_LOCALAPI, "lapi-stop-153", "stop", 153);
 	T_OK(recon_run(f.r, job, &res));
 	T_EQ_INT(res.outcome, TASK_OUT_EXECUTED);
 	T_EQ_INT(count("POST /api2/json/nodes/pve/lxc/153/status/stop"), stop153 + 1);
@@ -1284,7 +1226,7 @@ T_TEST(t_backup_prune)
 	struct recon_job *job = calloc(1, sizeof(*job));
 	struct recon_result res;
 	struct jrnl_entry *e = calloc(1, sizeof(*e));
-	char vols[4][256], rs[256], act[1024], reason[64], *b, *s, params[600];
+	char vols[4][256], rs[256], act[1024], reason[64], *b, params[600];
 	const char *golden[1];
 	int64_t now = (int64_t)time(NULL);
 	long del0;
@@ -1298,10 +1240,7 @@ T_TEST(t_backup_prune)
 	del0 = volume_deletes("local");
 	T_CHECK(del0 >= 0);
 	/* the engine's own retention: executed, one DELETE, journaled */
-	job->source = JRNL_SRC_BACKUP;
-	snprintf(job->job_id, sizeof(job->job_id), "prune-109-0");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "backup_prune", HOST, 109));
+	job_one(job, JRNL_SRC_BACKUP, "prune-109-0", "backup_prune", 109);
 	T_OK(gate_action_str(&job->steps[0], "storage", "local"));
 	T_OK(gate_action_str(&job->steps[0], "volid", vols[0]));
 	T_OK(recon_run(f.r, job, &res));
@@ -1325,11 +1264,7 @@ T_TEST(t_backup_prune)
 	result_of(&f, "prune-hub", rs, sizeof(rs));
 	T_EQ_STR(rs, "{\"id\":\"prune-hub\",\"outcome\":\"pending_signature\",\"reason\":\"pending_signature\"}");
 	/* the local API: the same */
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_LOCALAPI;
-	snprintf(job->job_id, sizeof(job->job_id), "prune-lapi");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "backup_prune", HOST, 109));
+	job_one(job, JRNL_SRC_LOCALAPI, "prune-lapi", "backup_prune", 109);
 	T_OK(gate_action_str(&job->steps[0], "storage", "local"));
 	T_OK(gate_action_str(&job->steps[0], "volid", vols[1]));
 	T_OK(recon_run(f.r, job, &res));
@@ -1340,16 +1275,12 @@ T_TEST(t_backup_prune)
 	 * the retention) */
 	snprintf(params, sizeof(params), "{\"storage\":\"local\",\"volid\":\"%s\"}", vols[1]);
 	b = mkblob("backup_prune", HOST, 109, params, now - 10, now + 600, NULL);
-	s = sign("anna", b);
-	feed1(&f, "prune-signed", b, s, NULL);
-	T_EQ_INT(outcome(&f, "prune-signed", reason), TASK_OUT_EXECUTED);
+	T_EQ_INT(run_signed(&f, "prune-signed", "anna", b, NULL, reason), TASK_OUT_EXECUTED);
 	T_EQ_INT(volume_deletes("local"), del0 + 2);
 	T_CHECK(!volume_there(vols[1]));
 	T_OK(entry_of(&f, "prune-signed", e));
 	T_EQ_INT(e->source, JRNL_SRC_SIGNED);
 	T_CHECK(e->signer_key_id[0] != '\0');
-	free(b);
-	free(s);
 	fx_close(&f);
 
 	/* a golden archive: held even for the retention */
@@ -1365,11 +1296,7 @@ T_TEST(t_backup_prune)
 		return;
 	}
 	T_EQ_INT(gate_ngolden(f.g), 1);
-	memset(job, 0, sizeof(*job));
-	job->source = JRNL_SRC_BACKUP;
-	snprintf(job->job_id, sizeof(job->job_id), "prune-109-golden");
-	job->nsteps = 1;
-	T_OK(gate_action_init(&job->steps[0], "backup_prune", HOST, 109));
+	job_one(job, JRNL_SRC_BACKUP, "prune-109-golden", "backup_prune", 109);
 	T_OK(gate_action_str(&job->steps[0], "storage", "local"));
 	T_OK(gate_action_str(&job->steps[0], "volid", vols[2]));
 	T_CHECK(gate_names_golden(f.g, &job->steps[0]));
@@ -1456,7 +1383,7 @@ T_TEST(t_host_executor_storage_wipe)
 	struct jrnl_entry *e = calloc(1, sizeof(*e));
 	struct recon_recovery rec;
 	struct wrows rows;
-	char reason[64], rs[256], *b, *s, *b2, *s2, *b3, *s3;
+	char reason[64], rs[256], *b, *s, *b2, *s2, *b3;
 	int64_t now = (int64_t)time(NULL);
 	uint64_t i1, i2;
 	enum task_outcome o;
@@ -1509,9 +1436,7 @@ T_TEST(t_host_executor_storage_wipe)
 	snprintf(g_host.why, sizeof(g_host.why), "byid:ata-Y names another device now");
 	pthread_mutex_unlock(&g_host.mu);
 	b3 = mkblob("storage_wipe", HOST, 0, "{\"durable_id\":\"byid:ata-Y\"}", now - 10, now + 600, NULL);
-	s3 = sign("anna", b3);
-	feed1(&f, "wipe-fail", b3, s3, NULL);
-	T_EQ_INT(outcome(&f, "wipe-fail", reason), TASK_OUT_FAILED);
+	T_EQ_INT(run_signed(&f, "wipe-fail", "anna", b3, NULL, reason), TASK_OUT_FAILED);
 	T_EQ_STR(reason, fh_strerror(FH_ERR_IO));
 	T_EQ_INT(host_calls(), 2);
 	T_OK(entry_of(&f, "wipe-fail", e));
@@ -1573,8 +1498,6 @@ out:
 	free(s);
 	free(b2);
 	free(s2);
-	free(b3);
-	free(s3);
 	free(e);
 }
 

@@ -8,41 +8,11 @@
 #include <string.h>
 
 #include "harness.h"
+#include "nmsyms.h"
 
 static const char *const mutations[] = { "pve_start", "pve_stop", "pve_shutdown", "pve_destroy",
 					 "pve_restore_lxc", "pve_vzdump", "pve_snapshot", "pve_rollback",
 					 "pve_delete_snapshot", "pve_set_config", "pve_delete_volume", NULL };
-
-static char *undefined_syms(const char *obj)
-{
-	const char *argv[] = { "/usr/bin/nm", "-u", "--format=just-symbols", obj, NULL };
-	const char *env[] = { "LC_ALL=C", NULL };
-	char *out = NULL, *err = NULL;
-	int st = t_run_cmd(argv, env, &out, &err);
-
-	free(err);
-	if (st != 0) {
-		free(out);
-		return NULL;
-	}
-	return out;
-}
-
-static int has_sym(const char *list, const char *sym)
-{
-	const char *p = list;
-	size_t n = strlen(sym);
-
-	while ((p = strstr(p, sym)) != NULL) {
-		int start = p == list || p[-1] == '\n';
-		char end = p[n];
-
-		if (start && (end == '\n' || end == '\0' || end == '@'))
-			return 1;
-		p += n;
-	}
-	return 0;
-}
 
 /* Checks every object in dir; counts them in *n. */
 static void check_dir(const char *dir, size_t *n, unsigned *recon_refs)
@@ -63,7 +33,7 @@ static void check_dir(const char *dir, size_t *n, unsigned *recon_refs)
 		if (len < 3 || strcmp(de->d_name + len - 2, ".o"))
 			continue;
 		snprintf(obj, sizeof(obj), "%s/%s", dir, de->d_name);
-		syms = undefined_syms(obj);
+		syms = nmsyms_undefined(obj);
 		if (!syms) {
 			t_failf(__FILE__, __LINE__, "nm failed on %s", obj);
 			continue;
@@ -71,7 +41,7 @@ static void check_dir(const char *dir, size_t *n, unsigned *recon_refs)
 		(*n)++;
 		is_recon = !strcmp(de->d_name, "recon.o");
 		for (i = 0; mutations[i]; i++) {
-			if (!has_sym(syms, mutations[i]))
+			if (!nmsyms_has(syms, mutations[i]))
 				continue;
 			if (is_recon)
 				(*recon_refs)++;

@@ -5,7 +5,6 @@
  * result delivered exactly once. Also runs under ThreadSanitizer. */
 #include "harness.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,35 +16,9 @@
 #include "json.h"
 #include "outbox.h"
 #include "store.h"
+#include "storetest.h"
 
 static char g_base[256];
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static struct store *open_dir(const char *dir)
-{
-	struct store_opts o;
-	struct store *st = NULL;
-
-	memset(&o, 0, sizeof o);
-	o.dir = dir;
-	T_OK(store_open(&o, &st));
-	return st;
-}
-
-static struct store *open_fresh(char *dir, size_t dirlen)
-{
-	static int n;
-
-	snprintf(dir, dirlen, "%s/o%d", g_base, n++);
-	return open_dir(dir);
-}
 
 static void put1(struct store *st, const char *id, enum task_outcome o, const char *reason)
 {
@@ -108,7 +81,7 @@ static int batch_str(struct store *st, size_t max, char *out, size_t outlen, uin
 T_TEST(t_put_batch_ack)
 {
 	char dir[300], s[4096];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "o", dir, sizeof dir);
 	uint64_t through = 99, n = 0, t1;
 	struct buf b;
 
@@ -146,7 +119,7 @@ T_TEST(t_put_batch_ack)
 
 	/* restart: the pending ones are still there, in order */
 	store_close(st);
-	st = open_dir(dir);
+	st = storetest_open(dir);
 	T_OK(batch_str(st, 100, s, sizeof s, &through));
 	T_EQ_STR(s, "op-3=pending_signature/;op-4=failed/task_failed: \"exit\" code 1;op-5=executed/;");
 	T_OK(outbox_ack(st, through));
@@ -165,7 +138,7 @@ T_TEST(t_put_batch_ack)
 T_TEST(t_validation)
 {
 	char dir[300], longid[OUTBOX_ID_MAX + 2], longr[600], s[2048];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "o", dir, sizeof dir);
 	struct store_txn *t = NULL;
 	uint64_t through = 0;
 	struct json *j;
@@ -217,7 +190,7 @@ T_TEST(t_validation)
 T_TEST(t_batch_fits_buffer)
 {
 	char dir[300], id[32];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "o", dir, sizeof dir);
 	uint64_t through = 0, n = 0, rounds = 0;
 	struct buf b;
 	int i;
@@ -249,7 +222,7 @@ T_TEST(t_batch_fits_buffer)
 T_TEST(t_pending_cap)
 {
 	char dir[300], id[32];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "o", dir, sizeof dir);
 	struct store_txn *t = NULL;
 	uint64_t n = 0, through = 0;
 	char s[512];
@@ -411,7 +384,7 @@ static void *consumer(void *arg)
 T_TEST(t_concurrent_exactly_once)
 {
 	char dir[300];
-	struct store *st = open_fresh(dir, sizeof dir);
+	struct store *st = storetest_fresh(g_base, "o", dir, sizeof dir);
 	pthread_t pt[PRODUCERS], ct;
 	struct prod p[PRODUCERS];
 	struct cons *c = calloc(1, sizeof *c);
@@ -465,6 +438,6 @@ int main(void)
 	T_RUN(t_batch_fits_buffer);
 	T_RUN(t_pending_cap);
 	T_RUN(t_concurrent_exactly_once);
-	nftw(g_base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	storetest_rm_tree(g_base);
 	return t_done();
 }
