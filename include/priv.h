@@ -25,6 +25,8 @@ struct priv_opts {
 	const char *path;          /* PATH searched for tools; default a fixed system PATH */
 	long timeout_ms;           /* per command; default 60000 */
 	size_t max_output;         /* stdout cap; default 4 MiB */
+	const char *self_path;     /* the agent binary run for --mount-unit; default
+	                            * "/usr/bin/felhom-agent" (the path sudoers names) */
 };
 
 /* Detail of the last failure, filled by every call when err is not NULL. */
@@ -100,14 +102,26 @@ int priv_pct_set_bind_mp(struct priv *p, int vmid, int mp_index, const char *hos
 /* `lsblk --json --bytes --list --output PRIV_LSBLK_COLUMNS`: every block
  * device, one flat list (parents by PKNAME). Why not the API: Proxmox's
  * disk list has no filesystem UUIDs, partitions' parents or mount points. */
-#define PRIV_LSBLK_COLUMNS "NAME,PATH,PKNAME,TYPE,SIZE,RO,RM,ROTA,TRAN,SERIAL,FSTYPE,UUID,LABEL,PTTYPE,MOUNTPOINTS"
+#define PRIV_LSBLK_COLUMNS "NAME,PATH,PKNAME,TYPE,SIZE,RO,RM,ROTA,TRAN,SERIAL,FSTYPE,UUID,LABEL,PTTYPE,PARTTYPE,MOUNTPOINTS"
 int priv_lsblk(struct priv *p, struct buf *out, struct priv_err *err);
 
-/* `dd if=DEV bs=1048576 skip=MIB count=1 iflag=fullblock status=none`:
- * the MiB at offset MIB MiB (less at the end of the device), for the
- * "non-zero sampled sectors" test of a device without signatures.
- * mib <= PRIV_SAMPLE_MAX_MIB. Why not the API: no raw reads there. */
+/* `cmp -s -n MIBM -i OFFSETM:0 DEV /dev/zero` (M = 2^20 bytes): are the mib
+ * MiB at offset_mib MiB of DEV all zero? For the "non-zero sampled sectors"
+ * test of a device without signatures; no byte of the device reaches the
+ * agent. *zero is true only when cmp exits 0; exit 1 (a difference, or the
+ * range runs past the end of the device) is *zero false and 0; exit 2 or
+ * anything else is FH_ERR_EXIT (and *zero false). offset_mib <=
+ * PRIV_SAMPLE_MAX_MIB, 1 <= mib <= PRIV_SAMPLE_MAX_LEN_MIB; else
+ * FH_ERR_INVAL and nothing runs. Why not the API: no raw reads there. */
 #define PRIV_SAMPLE_MAX_MIB ((uint64_t)1 << 40)
+#define PRIV_SAMPLE_MAX_LEN_MIB 64
+int priv_sample_is_zero(struct priv *p, const char *dev, uint64_t offset_mib, uint64_t mib, bool *zero,
+			struct priv_err *err);
+
+/* Superseded by priv_sample_is_zero and kept only until its last caller
+ * moves: `dd if=DEV bs=1048576 skip=MIB count=1 iflag=fullblock
+ * status=none` returns device bytes to the agent, so sudoers has no rule
+ * for it any more (works in mode direct only). */
 int priv_read_sample(struct priv *p, const char *dev, uint64_t mib, struct buf *out, struct priv_err *err);
 
 /* `wipefs -a DEV`: erases every signature of DEV (the signed storage_wipe
@@ -120,7 +134,30 @@ int priv_pct_delete_mp(struct priv *p, int vmid, int mp_index, struct priv_err *
 
 /* Persistent host mounts are systemd mount units, made by PID 1 (the
  * agent's sandbox has its own mount namespace, and /etc is read-only in
- * it). unit names: [A-Za-z0-9_][A-Za-z0-9_-]*.mount, at most 200 bytes.
+ * it). The agent's own binary writes and enables them as root, from a fixed
+ * template, every argument checked again there (mountunit.h):
+ *
+ * `SELF --mount-unit add MOUNT_ROOT UUID FSTYPE OPTIONS` (SELF =
+ * opts.self_path): the unit MOUNT_ROOT/.units/<escaped MOUNT_ROOT/HEX>.mount
+ * mounting /dev/disk/by-uuid/UUID at MOUNT_ROOT/HEX (HEX = UUID without
+ * dashes, lower case), enabled and started. options: the guest's list
+ * (NULL or "" for none), passed in mountunit_options()' canonical form
+ * ("nodev,nosuid,nofail" first, always). FH_ERR_INVAL (nothing runs) for
+ * anything mountunit_check_add refuses; FH_ERR_SPAWN when SELF is not an
+ * executable file; FH_ERR_EXIT with the helper's one-line reason in
+ * err->stderr_tail. */
+int priv_mount_unit_add(struct priv *p, const char *mount_root, const char *uuid, const char *fstype,
+			const char *options, struct priv_err *err);
+/* `SELF --mount-unit remove MOUNT_ROOT HEX`: stops, disables and deletes
+ * that unit (succeeds doing nothing when it is not installed). HEX: 32 or 8
+ * lower-case hex digits. Errors as for add. */
+int priv_mount_unit_remove(struct priv *p, const char *mount_root, const char *hex, struct priv_err *err);
+
+/* Superseded by priv_mount_unit_add/_remove and kept only until their last
+ * caller moves; sudoers has no rules for them any more (a unit's content and
+ * name chosen by the agent user would make it root), so they work in mode
+ * direct only. unit names: [A-Za-z0-9_][A-Za-z0-9_-]*.mount, at most 200
+ * bytes.
  *
  * `install -D -m 0644 SRC DST`: copies a unit file the agent wrote (SRC)
  * to a root-owned place (DST, same basename, not a system path). */

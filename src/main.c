@@ -21,6 +21,7 @@
 #include "lapi.h"
 #include "log.h"
 #include "jrnl.h"
+#include "mountunit.h"
 #include "opblob.h"
 #include "pve.h"
 #include "recon.h"
@@ -64,6 +65,12 @@ static const char usage_text[] =
 	"  --issue-token VMID     create or rotate guest VMID's local API token; prints\n"
 	"                         it alone on stdout, once (only its hash is kept)\n"
 	"  --revoke-token VMID    revoke guest VMID's local API token\n"
+	"  --mount-unit add MOUNT_ROOT UUID FSTYPE OPTIONS\n"
+	"  --mount-unit remove MOUNT_ROOT HEX\n"
+	"                         root only, run by the agent through sudo (first argument,\n"
+	"                         no config, no environment): write, enable and start the\n"
+	"                         mount unit of a data filesystem from a fixed template, or\n"
+	"                         stop, disable and delete it (docs/OPERATIONS.md)\n"
 	"  --version              print the version\n"
 	"  --help                 this text\n"
 	"\n"
@@ -979,6 +986,35 @@ static int dump_journal(const struct cfg *c)
 	return 0;
 }
 
+/* --mount-unit: the root side of host mounts (mountunit.h). Reads no
+ * config and no environment; one line on stderr when it fails. */
+static int mount_unit_cmd(int argc, char **argv)
+{
+	const struct mountunit_env env = { "/", MOUNTUNIT_SYSTEMCTL, 0 };
+	char why[512] = "";
+	int r;
+
+	if (argc == 7 && !strcmp(argv[2], "add"))
+		r = 0;
+	else if (argc == 5 && !strcmp(argv[2], "remove"))
+		r = 1;
+	else
+		return usage_error("%s", "--mount-unit add MOUNT_ROOT UUID FSTYPE OPTIONS | remove MOUNT_ROOT HEX");
+	if (geteuid() != 0) {
+		fprintf(stderr, "felhom-agent: --mount-unit: must run as root (through sudo)\n");
+		return 1;
+	}
+	if (r == 0)
+		r = mountunit_add(&env, argv[3], argv[4], argv[5], argv[6], why, sizeof why);
+	else
+		r = mountunit_remove(&env, argv[3], argv[4], why, sizeof why);
+	if (r) {
+		fprintf(stderr, "felhom-agent: --mount-unit %s: %s: %s\n", argv[2], fh_strerror(r), why);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -994,6 +1030,8 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 2 && !strcmp(argv[1], "--mount-unit"))
+		return mount_unit_cmd(argc, argv);
 	r = parse_args(argc, argv, &a);
 	if (r)
 		return r;

@@ -28,12 +28,14 @@
 
 #include "buf.h"
 #include "err.h"
+#include "mountunit.h"
 #include "proc.h"
 
 _Static_assert(sizeof(((struct priv_err *)0)->stderr_tail) == sizeof(((struct proc_result *)0)->stderr_tail),
 	       "the stderr tail passes through whole");
 
 #define PRIV_DEFAULT_SUDO "/usr/bin/sudo"
+#define PRIV_DEFAULT_SELF "/usr/bin/felhom-agent"
 #define PRIV_DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 #define PRIV_DEFAULT_TIMEOUT_MS 60000L
 #define PRIV_MAX_TIMEOUT_MS (7L * 24 * 3600 * 1000)
@@ -48,6 +50,7 @@ _Static_assert(sizeof(((struct priv_err *)0)->stderr_tail) == sizeof(((struct pr
 struct priv {
 	enum priv_mode mode;
 	char *sudo_path;
+	char *self_path;        /* the agent binary, for --mount-unit */
 	char *path;
 	long timeout_ms;
 	size_t max_output;
@@ -58,7 +61,8 @@ struct priv {
 /* Which exit statuses count as success. */
 enum priv_accept {
 	PRIV_ACCEPT_ZERO,       /* only 0 */
-	PRIV_ACCEPT_SMARTCTL    /* a normal exit with bits 0-1 clear */
+	PRIV_ACCEPT_SMARTCTL,   /* a normal exit with bits 0-1 clear */
+	PRIV_ACCEPT_CMP         /* 0 or 1 (cmp: same / different); 2 is trouble */
 };
 
 /* ---------------------------------------------------------------------
@@ -287,7 +291,7 @@ int priv_new(const struct priv_opts *o, struct priv **out)
 {
 	struct priv *p = NULL;
 	enum priv_mode mode = PRIV_MODE_SUDO;
-	const char *sudo = PRIV_DEFAULT_SUDO, *path = PRIV_DEFAULT_PATH;
+	const char *sudo = PRIV_DEFAULT_SUDO, *path = PRIV_DEFAULT_PATH, *self = PRIV_DEFAULT_SELF;
 	long timeout = PRIV_DEFAULT_TIMEOUT_MS;
 	size_t max_output = PRIV_DEFAULT_MAX_OUTPUT;
 	size_t n;
@@ -299,6 +303,8 @@ int priv_new(const struct priv_opts *o, struct priv **out)
 		mode = o->mode;
 		if (o->sudo_path)
 			sudo = o->sudo_path;
+		if (o->self_path)
+			self = o->self_path;
 		if (o->path)
 			path = o->path;
 		if (o->timeout_ms)
@@ -308,7 +314,7 @@ int priv_new(const struct priv_opts *o, struct priv **out)
 	}
 	if ((mode != PRIV_MODE_SUDO && mode != PRIV_MODE_DIRECT) || timeout < 0 ||
 	    timeout > PRIV_MAX_TIMEOUT_MS || !valid_search_path(path) || sudo[0] != '/' ||
-	    strlen(sudo) >= PATH_MAX) {
+	    strlen(sudo) >= PATH_MAX || !valid_abs_path(self) || strlen(self) >= PATH_MAX) {
 		r = FH_ERR_INVAL;
 		goto out;
 	}
@@ -321,10 +327,11 @@ int priv_new(const struct priv_opts *o, struct priv **out)
 	p->timeout_ms = timeout;
 	p->max_output = max_output;
 	p->sudo_path = dup_str(sudo);
+	p->self_path = dup_str(self);
 	p->path = dup_str(path);
 	n = strlen("PATH=") + strlen(path) + 1;
 	p->env_path = malloc(n);
-	if (!p->sudo_path || !p->path || !p->env_path) {
+	if (!p->sudo_path || !p->self_path || !p->path || !p->env_path) {
 		r = FH_ERR_NOMEM;
 		goto out;
 	}
@@ -344,6 +351,7 @@ void priv_free(struct priv *p)
 	if (!p)
 		return;
 	free(p->sudo_path);
+	free(p->self_path);
 	free(p->path);
 	free(p->env_path);
 	free(p);
@@ -419,13 +427,16 @@ static bool status_ok(int code, bool signaled, enum priv_accept acc)
 		return false;
 	if (acc == PRIV_ACCEPT_SMARTCTL)
 		return (code & 3) == 0; /* bits 2-7 report disk state, not failure */
+	if (acc == PRIV_ACCEPT_CMP)
+		return code == 0 || code == 1;
 	return code == 0;
 }
 
-static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
-		   struct priv_err *err, enum priv_accept acc)
+/* Runs the absolute program tool with argv[1..] (argv already checked);
+ * *code (may be NULL) gets the exit status of a run that ended normally. */
+static int run_exec(struct priv *p, const char *tool, const char *const argv[], struct buf *out,
+		    struct priv_err *err, enum priv_accept acc, int *code)
 {
-	char tool[PATH_MAX];
 	const char *vec[PRIV_MAX_ARGS + 4];
 	const char *envp[3];
 	struct proc_opts po;
@@ -433,16 +444,6 @@ static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
 	size_t n = 0, i;
 	int r;
 
-	err_reset(err);
-	if (!p)
-		return FH_ERR_INVAL;
-	r = check_argv(argv);
-	if (r != 0)
-		return r;
-	err_program(err, argv[0]);
-	r = resolve_tool(p, argv[0], tool, sizeof tool);
-	if (r != 0)
-		return r;
 	if (p->mode == PRIV_MODE_SUDO) {
 		if (!is_exec_file(p->sudo_path))
 			return FH_ERR_SPAWN;
@@ -468,6 +469,8 @@ static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
 			err->exit_status = res.status;
 			memcpy(err->stderr_tail, res.stderr_tail, sizeof err->stderr_tail);
 		}
+		if (r == 0 && code)
+			*code = res.signaled ? -1 : res.status;
 		if (r == 0 && !status_ok(res.status, res.signaled, acc))
 			r = FH_ERR_EXIT;
 		if (r == 0 && out && col.len)
@@ -475,6 +478,47 @@ static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
 		buf_free(&col);
 	}
 	return r;
+}
+
+static int run_cmd_code(struct priv *p, const char *const argv[], struct buf *out,
+			struct priv_err *err, enum priv_accept acc, int *code)
+{
+	char tool[PATH_MAX];
+	int r;
+
+	err_reset(err);
+	if (!p)
+		return FH_ERR_INVAL;
+	r = check_argv(argv);
+	if (r != 0)
+		return r;
+	err_program(err, argv[0]);
+	r = resolve_tool(p, argv[0], tool, sizeof tool);
+	if (r != 0)
+		return r;
+	return run_exec(p, tool, argv, out, err, acc, code);
+}
+
+static int run_cmd(struct priv *p, const char *const argv[], struct buf *out,
+		   struct priv_err *err, enum priv_accept acc)
+{
+	return run_cmd_code(p, argv, out, err, acc, NULL);
+}
+
+/* Runs the agent's own binary (opts.self_path) with argv[1..]; argv[0] is
+ * its name for err. */
+static int run_self(struct priv *p, const char *const argv[], struct priv_err *err)
+{
+	int r;
+
+	err_reset(err);
+	r = check_argv(argv);
+	if (r != 0)
+		return r;
+	err_program(err, argv[0]);
+	if (!is_exec_file(p->self_path))
+		return FH_ERR_SPAWN;
+	return run_exec(p, p->self_path, argv, NULL, err, PRIV_ACCEPT_ZERO, NULL);
 }
 
 int priv_run(struct priv *p, const char *const argv[], struct buf *out, struct priv_err *err)
@@ -743,4 +787,59 @@ int priv_unit_remove(struct priv *p, const char *path, struct priv_err *err)
 	if (!p || !valid_unit_dest(path))
 		return reject(err, "rm");
 	return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
+}
+
+/* Why not the API: Proxmox offers no raw reads. cmp reads the range as
+ * root and says only whether it equals /dev/zero: no byte of the device
+ * reaches the agent. The M suffix (2^20) keeps the granularity a MiB. */
+int priv_sample_is_zero(struct priv *p, const char *dev, uint64_t offset_mib, uint64_t mib, bool *zero,
+			struct priv_err *err)
+{
+	char n_arg[32], i_arg[48];
+	int code = -1, r;
+
+	if (zero)
+		*zero = false;
+	if (!p || !zero || !valid_dev(dev) || offset_mib > PRIV_SAMPLE_MAX_MIB || mib < 1 ||
+	    mib > PRIV_SAMPLE_MAX_LEN_MIB)
+		return reject(err, "cmp");
+	snprintf(n_arg, sizeof n_arg, "%lluM", (unsigned long long)mib);
+	snprintf(i_arg, sizeof i_arg, "%lluM:0", (unsigned long long)offset_mib);
+	{
+		const char *const argv[] = { "cmp", "-s", "-n", n_arg, "-i", i_arg, dev, "/dev/zero", NULL };
+		r = run_cmd_code(p, argv, NULL, err, PRIV_ACCEPT_CMP, &code);
+	}
+	if (r == 0)
+		*zero = code == 0;
+	return r;
+}
+
+/* Why not the API: host mounts are not a Proxmox API operation, and the
+ * unit must be made by PID 1 in the host's mount namespace. */
+int priv_mount_unit_add(struct priv *p, const char *mount_root, const char *uuid, const char *fstype,
+			const char *options, struct priv_err *err)
+{
+	char opts[MOUNTUNIT_OPTIONS_MAX];
+	struct mountunit_args a;
+
+	if (!p || mountunit_options(options, opts, sizeof opts) != 0 ||
+	    mountunit_check_add(mount_root, uuid, fstype, opts, &a, NULL, 0) != 0)
+		return reject(err, "felhom-agent");
+	{
+		const char *const argv[] = { "felhom-agent", "--mount-unit", "add", a.mount_root, a.uuid, a.fstype,
+					     a.options, NULL };
+		return run_self(p, argv, err);
+	}
+}
+
+int priv_mount_unit_remove(struct priv *p, const char *mount_root, const char *hex, struct priv_err *err)
+{
+	struct mountunit_args a;
+
+	if (!p || mountunit_check_remove(mount_root, hex, &a, NULL, 0) != 0)
+		return reject(err, "felhom-agent");
+	{
+		const char *const argv[] = { "felhom-agent", "--mount-unit", "remove", a.mount_root, a.hex, NULL };
+		return run_self(p, argv, err);
+	}
 }

@@ -109,7 +109,7 @@ char *t_slurp(const char *path, size_t *len)
 
 int t_write_file(const char *path, const char *data, int mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
 	size_t n = strlen(data), off = 0;
 
 	if (fd < 0)

@@ -45,6 +45,7 @@ static void fake(const char *name, const char *body)
 		     "%s\n",
 		     g_rec, body ? body : "");
 	T_CHECK(n > 0 && (size_t)n < sizeof text);
+	unlink(path); /* never write through a link_tool() symlink into the real tool */
 	T_CHECK(t_write_file(path, text, 0755) == 0);
 }
 
@@ -672,6 +673,13 @@ T_TEST(t_priv_new)
 	o.timeout_ms = 0;
 	o.mode = (enum priv_mode)7;
 	T_ERR(priv_new(&o, &p), FH_ERR_INVAL);
+	o.mode = PRIV_MODE_SUDO;
+	o.self_path = "felhom-agent"; /* must be absolute */
+	T_ERR(priv_new(&o, &p), FH_ERR_INVAL);
+	o.self_path = "/usr/bin/../bin/felhom-agent";
+	T_ERR(priv_new(&o, &p), FH_ERR_INVAL);
+	o.self_path = "/usr/bin/felhom agent";
+	T_ERR(priv_new(&o, &p), FH_ERR_INVAL);
 	T_CHECK(p == NULL);
 	priv_free(NULL);
 }
@@ -755,6 +763,185 @@ T_TEST(t_disk_commands)
 	priv_free(p);
 }
 
+/* cmp's exit status is the whole answer: 0 zero, 1 not zero, else error. */
+T_TEST(t_sample_is_zero)
+{
+	struct priv *p = mk_direct();
+	struct priv_err e;
+	char want[2048], *got;
+	bool zero = true;
+
+	fake("cmp", "exit 0");
+	rec_clear();
+	T_OK(priv_sample_is_zero(p, "/dev/sdb", 12345, 1, &zero, &e));
+	T_CHECK(zero);
+	T_OK(priv_sample_is_zero(p, "/dev/disk/by-id/ata-X_Y-part1", 0, PRIV_SAMPLE_MAX_LEN_MIB, &zero, NULL));
+	T_CHECK(zero);
+	snprintf(want, sizeof want,
+		 "%s/cmp\n-s\n-n\n1M\n-i\n12345M:0\n/dev/sdb\n/dev/zero\n--\n"
+		 "%s/cmp\n-s\n-n\n64M\n-i\n0M:0\n/dev/disk/by-id/ata-X_Y-part1\n/dev/zero\n--\n",
+		 g_bin, g_bin);
+	got = rec();
+	T_EQ_STR(got, want);
+	free(got);
+
+	fake("cmp", "exit 1"); /* a difference, or the range ran past the end */
+	zero = true;
+	T_OK(priv_sample_is_zero(p, "/dev/sdb", 1, 1, &zero, &e));
+	T_CHECK(!zero);
+	T_EQ_INT(e.exit_status, 1);
+
+	fake("cmp", "echo 'cmp: /dev/sdb: Input/output error' >&2; exit 2");
+	zero = true;
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", 1, 1, &zero, &e), FH_ERR_EXIT);
+	T_CHECK(!zero);
+	T_EQ_INT(e.exit_status, 2);
+	T_CHECK(strstr(e.stderr_tail, "Input/output error") != NULL);
+	T_EQ_STR(e.program, "cmp");
+
+	fake("cmp", "kill -9 $$");
+	zero = true;
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", 1, 1, &zero, &e), FH_ERR_EXIT);
+	T_CHECK(!zero);
+
+	/* the real cmp, on files standing in for a device, when there is one */
+	if (access("/usr/bin/cmp", X_OK) == 0) {
+		char img[400];
+		int fd;
+		fake("cmp", "exec /usr/bin/cmp \"$@\"");
+		snprintf(img, sizeof img, "%s/img", g_dir);
+		fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		T_CHECK(fd >= 0 && ftruncate(fd, 3 << 20) == 0);
+		T_CHECK(pwrite(fd, "x", 1, (2 << 20) + 5) == 1);
+		close(fd);
+		/* the backend takes only /dev paths: a regular file with a known
+		 * non-zero byte is checked with the same argv through priv_run */
+		{
+			const char *const a0[] = { "cmp", "-s", "-n", "1M", "-i", "1M:0", img, "/dev/zero", NULL };
+			const char *const a1[] = { "cmp", "-s", "-n", "1M", "-i", "2M:0", img, "/dev/zero", NULL };
+			const char *const a2[] = { "cmp", "-s", "-n", "2M", "-i", "2M:0", img, "/dev/zero", NULL };
+			T_OK(priv_run(p, a0, NULL, &e));
+			T_ERR(priv_run(p, a1, NULL, &e), FH_ERR_EXIT);
+			T_EQ_INT(e.exit_status, 1);
+			T_ERR(priv_run(p, a2, NULL, &e), FH_ERR_EXIT); /* past the end: not zero */
+			T_EQ_INT(e.exit_status, 1);
+		}
+		zero = true;
+		T_ERR(priv_sample_is_zero(p, "/dev/felhom-no-such-device", 0, 1, &zero, &e), FH_ERR_EXIT);
+		T_CHECK(!zero);
+		T_EQ_INT(e.exit_status, 2);
+		zero = false;
+		T_OK(priv_sample_is_zero(p, "/dev/zero", 7, 2, &zero, &e));
+		T_CHECK(zero);
+	} else {
+		printf("# /usr/bin/cmp missing: the real-cmp checks did not run\n");
+	}
+
+	/* refused before anything runs */
+	fake("cmp", "exit 0");
+	rec_clear();
+	zero = true;
+	T_ERR(priv_sample_is_zero(p, "/etc/shadow", 0, 1, &zero, &e), FH_ERR_INVAL);
+	T_CHECK(!zero);
+	T_EQ_STR(e.program, "cmp");
+	T_ERR(priv_sample_is_zero(p, "/dev/../etc/shadow", 0, 1, &zero, NULL), FH_ERR_INVAL);
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", PRIV_SAMPLE_MAX_MIB + 1, 1, &zero, NULL), FH_ERR_INVAL);
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", 0, 0, &zero, NULL), FH_ERR_INVAL);
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", 0, PRIV_SAMPLE_MAX_LEN_MIB + 1, &zero, NULL), FH_ERR_INVAL);
+	T_ERR(priv_sample_is_zero(p, "/dev/sdb", 0, 1, NULL, NULL), FH_ERR_INVAL);
+	T_ERR(priv_sample_is_zero(NULL, "/dev/sdb", 0, 1, &zero, NULL), FH_ERR_INVAL);
+	T_CHECK(rec_absent());
+	priv_free(p);
+}
+
+/* The agent's own binary, as the --mount-unit helper. */
+T_TEST(t_mount_unit)
+{
+	struct priv_opts o;
+	struct priv *p = NULL;
+	struct priv_err e;
+	char self[400], want[4096], *got;
+
+	snprintf(self, sizeof self, "%s/felhom-agent", g_bin);
+	memset(&o, 0, sizeof o);
+	o.mode = PRIV_MODE_DIRECT;
+	o.path = g_bin;
+	o.self_path = self;
+	T_OK(priv_new(&o, &p));
+	fake("felhom-agent", NULL);
+	rec_clear();
+	T_OK(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, &e));
+	T_OK(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "xfs", "ro,noatime,nodev",
+				 &e));
+	T_OK(priv_mount_unit_add(p, "/srv", "ABCD-12EF", "vfat", "", &e));
+	T_OK(priv_mount_unit_remove(p, "/mnt/felhom", "0b1c2d3eaaaabbbbcccc0123456789ab", &e));
+	T_OK(priv_mount_unit_remove(p, "/media/usb_1", "abcd12ef", &e));
+	snprintf(want, sizeof want,
+		 "%s\n--mount-unit\nadd\n/mnt/felhom\n0b1c2d3e-aaaa-bbbb-cccc-0123456789ab\next4\nnodev,nosuid,nofail\n--\n"
+		 "%s\n--mount-unit\nadd\n/mnt/felhom\n0b1c2d3e-aaaa-bbbb-cccc-0123456789ab\nxfs\n"
+		 "nodev,nosuid,nofail,noatime,ro\n--\n"
+		 "%s\n--mount-unit\nadd\n/srv\nABCD-12EF\nvfat\nnodev,nosuid,nofail\n--\n"
+		 "%s\n--mount-unit\nremove\n/mnt/felhom\n0b1c2d3eaaaabbbbcccc0123456789ab\n--\n"
+		 "%s\n--mount-unit\nremove\n/media/usb_1\nabcd12ef\n--\n",
+		 self, self, self, self, self);
+	got = rec();
+	T_EQ_STR(got, want);
+	free(got);
+
+	/* the helper's one line comes back in the error */
+	fake("felhom-agent", "echo 'felhom-agent: --mount-unit add: invalid_argument: /mnt/felhom/.units is a "
+			     "symbolic link or not a directory' >&2; exit 1");
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, &e),
+	      FH_ERR_EXIT);
+	T_EQ_INT(e.exit_status, 1);
+	T_EQ_STR(e.program, "felhom-agent");
+	T_CHECK(strstr(e.stderr_tail, "symbolic link") != NULL);
+
+	/* refused before anything runs */
+	rec_clear();
+	T_ERR(priv_mount_unit_add(p, "/etc", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, &e), FH_ERR_INVAL);
+	T_EQ_STR(e.program, "felhom-agent");
+	T_ERR(priv_mount_unit_add(p, "/mnt/../etc", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/fel-hom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "ABCD-12EF", "ext4", NULL, NULL), FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "vfat", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ntfs", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", "suid", NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", "ro,rw", NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab\n", "ext4", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_add(p, "/mnt/felhom%i", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, NULL),
+	      FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_remove(p, "/mnt/felhom", "../../etc", NULL), FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_remove(p, "/mnt/felhom", "0B1C2D3EAAAABBBBCCCC0123456789AB", NULL), FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_remove(p, "/mnt/pve", "abc", NULL), FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_remove(p, "/var/lib", "abcd12ef", NULL), FH_ERR_INVAL);
+	T_ERR(priv_mount_unit_remove(NULL, "/mnt/felhom", "abcd12ef", NULL), FH_ERR_INVAL);
+	T_CHECK(rec_absent());
+	priv_free(p);
+
+	/* a missing agent binary is a spawn failure, in both modes */
+	memset(&o, 0, sizeof o);
+	snprintf(self, sizeof self, "%s/no-such-agent", g_dir);
+	o.mode = PRIV_MODE_SUDO;
+	o.path = g_bin;
+	o.self_path = self;
+	snprintf(want, sizeof want, "%s/sudo", g_bin);
+	o.sudo_path = want;
+	fake("sudo", "shift 2; exec \"$@\"");
+	T_OK(priv_new(&o, &p));
+	rec_clear();
+	T_ERR(priv_mount_unit_remove(p, "/mnt/felhom", "abcd12ef", &e), FH_ERR_SPAWN);
+	T_CHECK(rec_absent());
+	priv_free(p);
+}
+
 /* The sudoers rules for the disk commands (docs/systemd/felhom-agent.sudoers)
  * allow exactly the argv the backend builds in sudo mode, and not a
  * variant with one more option or a system path. */
@@ -805,41 +992,63 @@ T_TEST(t_disk_sudoers)
 			       "--json --bytes --list --output " PRIV_LSBLK_COLUMNS));
 	T_CHECK(!sudoers_allows(text, "FELHOM_LSBLK", "/usr/bin/lsblk",
 				"--json --bytes --list --output " PRIV_LSBLK_COLUMNS " /dev/sda"));
-	T_CHECK(sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
-			       "if=/dev/sdb bs=1048576 skip=12345 count=1 iflag=fullblock status=none"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
-				"if=/dev/sdb of=/dev/sda bs=1048576 skip=1 count=1 iflag=fullblock status=none"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_DD_SAMPLE", "/usr/bin/dd",
-				"if=/etc/shadow bs=1048576 skip=0 count=1 iflag=fullblock status=none"));
+	T_CHECK(sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+			       "-s -n 1M -i 12345M:0 /dev/sdb /dev/zero"));
+	T_CHECK(sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+			       "-s -n 64M -i 0M:0 /dev/disk/by-id/ata-X_Y-part1 /dev/zero"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 65M -i 0M:0 /dev/sdb /dev/zero"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 1 -i 12345:0 /dev/sdb /dev/zero")); /* byte granularity */
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-n 1M -i 0M:0 /dev/sdb /dev/zero")); /* without -s it prints the difference */
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 1M -i 0M:0 /etc/shadow /dev/zero"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 1M -i 0M:0 /dev/sdb /dev/sda"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 1M -i 0M:1M /dev/sdb /dev/zero"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_CMP_SAMPLE", "/usr/bin/cmp",
+				"-s -n 1M -i 0M:0 /dev/sdb /dev/zero -l"));
+	/* the rules that made the agent user root are gone */
+	T_CHECK(strstr(text, "FELHOM_DD_SAMPLE") == NULL);
+	T_CHECK(strstr(text, "FELHOM_UNIT_") == NULL);
+	T_CHECK(strstr(text, "/usr/bin/dd ") == NULL);
+	T_CHECK(strstr(text, "/usr/bin/systemctl ") == NULL);
+	T_CHECK(strstr(text, "/usr/bin/install ") == NULL);
+	T_CHECK(strstr(text, "/usr/bin/rm ") == NULL);
 	T_CHECK(sudoers_allows(text, "FELHOM_WIPEFS_ALL", "/usr/sbin/wipefs", "-a /dev/sdb1"));
 	T_CHECK(!sudoers_allows(text, "FELHOM_WIPEFS_ALL", "/usr/sbin/wipefs", "-a /dev/sdb1 --force"));
 	T_CHECK(sudoers_allows(text, "FELHOM_PCT_DEL_MP", "/usr/sbin/pct", "set 101 -delete mp7"));
 	T_CHECK(!sudoers_allows(text, "FELHOM_PCT_DEL_MP", "/usr/sbin/pct", "set 101 -delete rootfs"));
-	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
-			       "-D -m 0644 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
-			       "/mnt/felhom/.units/mnt-felhom-ab12.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
-				"-D -m 0644 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
-				"/etc/systemd/system/mnt-felhom-ab12.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_INSTALL", "/usr/bin/install",
-				"-D -m 4755 /var/lib/felhom-agent/units/mnt-felhom-ab12.mount "
-				"/mnt/felhom/.units/mnt-felhom-ab12.mount"));
-	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl",
-			       "enable --now /mnt/felhom/.units/mnt-felhom-ab12.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl",
-				"enable --now /mnt/felhom/.units/../../etc/x.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_ENABLE", "/usr/bin/systemctl", "enable --now sshd.service"));
-	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl",
-			       "disable --now mnt-felhom-ab12.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl", "disable --now -.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_DISABLE", "/usr/bin/systemctl", "disable --now sshd.service"));
-	T_CHECK(sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm",
-			       "-f -- /mnt/felhom/.units/mnt-felhom-ab12.mount"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm", "-rf -- /mnt/felhom"));
-	T_CHECK(!sudoers_allows(text, "FELHOM_UNIT_REMOVE", "/usr/bin/rm", "-f -- /etc/passwd"));
+	T_CHECK(sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+			       "--mount-unit add /mnt/felhom 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid,nofail"));
+	T_CHECK(sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+			       "--mount-unit add /srv ABCD-12EF vfat nodev,nosuid,nofail,noexec,noatime,relatime,rw"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /etc 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid,nofail"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /mnt/../etc 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid,nofail"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /mnt/felhom ABCD-12EF ext4 nodev,nosuid,nofail"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /mnt/felhom 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /mnt/felhom 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 "
+				"nodev,nosuid,nofail,suid"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_ADD", "/usr/bin/felhom-agent",
+				"--mount-unit add /mnt/felhom 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 "
+				"nodev,nosuid,nofail --config /tmp/x"));
+	T_CHECK(sudoers_allows(text, "FELHOM_MOUNT_UNIT_REMOVE", "/usr/bin/felhom-agent",
+			       "--mount-unit remove /mnt/felhom 0b1c2d3eaaaabbbbcccc0123456789ab"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_REMOVE", "/usr/bin/felhom-agent",
+				"--mount-unit remove /mnt/felhom ../../etc"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_REMOVE", "/usr/bin/felhom-agent",
+				"--mount-unit remove /mnt/felhom abcd12ef abcd12ef"));
+	T_CHECK(!sudoers_allows(text, "FELHOM_MOUNT_UNIT_REMOVE", "/usr/bin/felhom-agent", "--selftest"));
 	/* every disk alias is granted */
-	T_CHECK(strstr(text, "FELHOM_LSBLK, FELHOM_DD_SAMPLE, FELHOM_WIPEFS_ALL, FELHOM_PCT_DEL_MP, "
-			     "FELHOM_UNIT_INSTALL, FELHOM_UNIT_ENABLE, FELHOM_UNIT_DISABLE, FELHOM_UNIT_REMOVE") != NULL);
+	T_CHECK(strstr(text, "FELHOM_LSBLK, FELHOM_CMP_SAMPLE, FELHOM_WIPEFS_ALL, FELHOM_PCT_DEL_MP, "
+			     "FELHOM_MOUNT_UNIT_ADD, FELHOM_MOUNT_UNIT_REMOVE\n") != NULL);
 	free(text);
 }
 
@@ -868,6 +1077,8 @@ int main(void)
 	T_RUN(t_child_environment);
 	T_RUN(t_validation_rejects);
 	T_RUN(t_disk_commands);
+	T_RUN(t_sample_is_zero);
+	T_RUN(t_mount_unit);
 	T_RUN(t_disk_sudoers);
 
 	nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);

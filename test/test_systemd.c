@@ -11,8 +11,11 @@
  * - `visudo -cf` on docs/systemd/felhom-agent.sudoers (when the sudo package
  *   is installed; the test says so otherwise).
  * - Every command line the privileged backend hands to sudo (captured with a
- *   recording fake sudo, argv exactly as priv.c builds it) matches that
- *   tool's sudoers rule, and lines with one word changed do not.
+ *   recording fake sudo, argv exactly as priv.c builds it) matches exactly
+ *   one sudoers rule (the one meant for it), and lines with one word changed
+ *   or added do not. The commands whose rules were withdrawn (dd samples,
+ *   unit files installed, enabled, disabled and removed by the agent user)
+ *   match none.
  */
 #include <limits.h>
 #include <regex.h>
@@ -210,6 +213,7 @@ T_TEST(t_sudoers_syntax)
 /* ---- rule matching ---- */
 
 struct rule {
+	char name[64];        /* the Cmnd_Alias */
 	char tool[32];        /* basename */
 	char path[128];
 	char args[2048];      /* as sudo compares them: literal, or ^ERE$ */
@@ -240,6 +244,11 @@ static size_t parse_rules(const char *text, struct rule *r, size_t max)
 		p++;
 		if (!eq)
 			break;
+		pl = (size_t)(eq - (p + strlen("Cmnd_Alias ")));
+		if (pl >= sizeof(r[n].name))
+			continue;
+		memcpy(r[n].name, p + strlen("Cmnd_Alias "), pl);
+		r[n].name[pl] = '\0';
 		end = strchr(eq, '\n');
 		if (!end)
 			end = eq + strlen(eq);
@@ -281,22 +290,40 @@ static int rule_matches(const struct rule *r, const char *args)
 	return strcmp(r->args, args) == 0;
 }
 
-static int any_rule(const struct rule *r, size_t nr, const char *tool, const char *args)
+/* How many rules allow tool + args; *which (may be NULL) names the last. */
+static int count_rules(const struct rule *r, size_t nr, const char *tool, const char *args, const char **which)
 {
 	size_t i;
+	int n = 0;
 
 	for (i = 0; i < nr; i++) {
-		if (!strcmp(r[i].tool, tool) && rule_matches(&r[i], args) == 1)
-			return 1;
+		if (!strcmp(r[i].tool, tool) && rule_matches(&r[i], args) == 1) {
+			n++;
+			if (which)
+				*which = r[i].name;
+		}
 	}
-	return 0;
+	return n;
+}
+
+static int any_rule(const struct rule *r, size_t nr, const char *tool, const char *args)
+{
+	return count_rules(r, nr, tool, args, NULL) > 0;
 }
 
 T_TEST(t_sudoers_rules_match_priv_argv)
 {
-	static const char *const tools[] = { "pct",   "mount", "smartctl", "sensors",   "wipefs", "blkid", "mkfs",
-					     "lsblk", "dd",    "install",  "systemctl", "rm",     NULL };
-	char bin[300], sudo[300], logf[300], script[700], path[400];
+	static const char *const tools[] = { "pct",   "mount", "smartctl", "sensors", "wipefs",       "blkid",
+					     "mkfs",  "lsblk", "cmp",      "dd",      "felhom-agent", NULL };
+	/* the alias each call below must match, in call order */
+	static const char *const expect[] = {
+		"FELHOM_PCT_CREATE", "FELHOM_MOUNT", "FELHOM_MOUNT", "FELHOM_SMARTCTL", "FELHOM_SENSORS",
+		"FELHOM_WIPEFS", "FELHOM_BLKID", "FELHOM_MKFS", "FELHOM_PCT_SET_MP", "FELHOM_PCT_SET_MP",
+		"FELHOM_LSBLK", "FELHOM_CMP_SAMPLE", "FELHOM_CMP_SAMPLE", "FELHOM_WIPEFS_ALL", "FELHOM_PCT_DEL_MP",
+		"FELHOM_MOUNT_UNIT_ADD", "FELHOM_MOUNT_UNIT_ADD", "FELHOM_MOUNT_UNIT_ADD", "FELHOM_MOUNT_UNIT_REMOVE",
+		"FELHOM_MOUNT_UNIT_REMOVE", NULL
+	};
+	char bin[300], sudo[300], logf[300], script[700], path[400], self[400];
 	struct rule rules[32];
 	struct priv_opts o;
 	struct priv *p = NULL;
@@ -308,7 +335,23 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 	if (!text)
 		return;
 	nr = parse_rules(text, rules, 32);
-	T_EQ_INT(nr, 16);
+	T_EQ_INT(nr, 14);
+	/* every alias is granted, and only those */
+	{
+		char grant[2048] = "felhom-agent ALL=(root) NOPASSWD: ";
+		size_t gl = strlen(grant);
+		for (i = 0; i < nr && gl + sizeof(rules[i].name) + 4 < sizeof(grant); i++) {
+			size_t nl = strlen(rules[i].name);
+			if (i) {
+				memcpy(grant + gl, ", ", 2);
+				gl += 2;
+			}
+			memcpy(grant + gl, rules[i].name, nl);
+			gl += nl;
+		}
+		memcpy(grant + gl, "\n", 2);
+		T_CHECK(strstr(text, grant) != NULL);
+	}
 	for (i = 0; i < nr; i++) {
 		regex_t re;
 		size_t n = strlen(rules[i].args);
@@ -336,6 +379,8 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 	o.mode = PRIV_MODE_SUDO;
 	o.sudo_path = sudo;
 	o.path = bin;
+	snprintf(self, sizeof(self), "%s/felhom-agent", bin);
+	o.self_path = self;
 	T_OK(priv_new(&o, &p));
 	if (!p) {
 		free(text);
@@ -357,14 +402,19 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 	T_OK(priv_pct_set_bind_mp(p, 101, 0, "/mnt/data/cust-101", "/data", false, NULL));
 	T_OK(priv_pct_set_bind_mp(p, 101, 3, "/media/usb1/x", "/srv/media", true, NULL));
 	T_OK(priv_lsblk(p, &b, NULL));
-	T_OK(priv_read_sample(p, "/dev/sdb", 12345, &b, NULL));
+	{
+		bool zero = false;
+		T_OK(priv_sample_is_zero(p, "/dev/sdb", 12345, 1, &zero, NULL));
+		T_OK(priv_sample_is_zero(p, "/dev/disk/by-id/nvme-Samsung_SSD_980_S123-part2", 0, 64, &zero, NULL));
+	}
 	T_OK(priv_wipefs_all(p, "/dev/sdb1", NULL));
 	T_OK(priv_pct_delete_mp(p, 101, 7, NULL));
-	T_OK(priv_unit_install(p, "/var/lib/felhom-agent/units/mnt-felhom-ab12.mount",
-			       "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_enable_now(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_disable_now(p, "mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_remove(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
+	T_OK(priv_mount_unit_add(p, "/mnt/felhom", "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab", "ext4", NULL, NULL));
+	T_OK(priv_mount_unit_add(p, "/srv/data_1", "0B1C2D3E-AAAA-BBBB-CCCC-0123456789AB", "btrfs",
+				 "rw,relatime,noatime,noexec,nofail,nosuid,nodev", NULL));
+	T_OK(priv_mount_unit_add(p, "/media", "ABCD-12EF", "exfat", "ro", NULL));
+	T_OK(priv_mount_unit_remove(p, "/mnt/felhom", "0b1c2d3eaaaabbbbcccc0123456789ab", NULL));
+	T_OK(priv_mount_unit_remove(p, "/media", "abcd12ef", NULL));
 	buf_free(&b);
 	priv_free(p);
 
@@ -385,8 +435,24 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 		args[0] = '\0';
 		for (k = 3; k < na; k++)
 			o2 += (size_t)snprintf(args + o2, sizeof(args) - o2, "%s%s", k > 3 ? " " : "", argv[k]);
-		if (!any_rule(rules, nr, tool, args))
-			t_failf(__FILE__, __LINE__, "no sudoers rule allows: %s %s", tool, args);
+		{
+			const char *which = "";
+			int m = count_rules(rules, nr, tool, args, &which);
+			if (m != 1)
+				t_failf(__FILE__, __LINE__, "%d sudoers rules allow: %s %s", m, tool, args);
+			else if (calls > sizeof(expect) / sizeof(expect[0]) - 1 || strcmp(which, expect[calls - 1]))
+				t_failf(__FILE__, __LINE__, "call %zu (%s %s) matched %s", calls, tool, args, which);
+		}
+		/* the same with one more argument in the middle */
+		if (na > 4) {
+			char mid[4200];
+			size_t o3 = 0;
+			for (k = 3; k < na; k++)
+				o3 += (size_t)snprintf(mid + o3, sizeof(mid) - o3, "%s%s%s", k > 3 ? " " : "",
+						       k == na - 1 ? "--config /tmp/x " : "", argv[k]);
+			if (any_rule(rules, nr, tool, mid))
+				t_failf(__FILE__, __LINE__, "a sudoers rule also allows: %s %s", tool, mid);
+		}
 		/* one extra option, or one word swapped for a dangerous one, is refused */
 		{
 			char more[4200];
@@ -395,7 +461,31 @@ T_TEST(t_sudoers_rules_match_priv_argv)
 				t_failf(__FILE__, __LINE__, "a sudoers rule also allows: %s %s", tool, more);
 		}
 	}
-	T_EQ_INT(calls, 18);
+	T_EQ_INT(calls, 20);
+	/* the withdrawn commands: root-equivalent for the agent user */
+	T_CHECK(!any_rule(rules, nr, "dd", "if=/dev/sdb bs=1048576 skip=12345 count=1 iflag=fullblock status=none"));
+	T_CHECK(!any_rule(rules, nr, "install", "-D -m 0644 /var/lib/felhom-agent/units/etc.mount /mnt/.units/etc.mount"));
+	T_CHECK(!any_rule(rules, nr, "systemctl", "enable --now /mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	T_CHECK(!any_rule(rules, nr, "systemctl", "disable --now mnt-pve-backup.mount"));
+	T_CHECK(!any_rule(rules, nr, "systemctl", "disable --now mnt-felhom-ab12.mount"));
+	T_CHECK(!any_rule(rules, nr, "rm", "-f -- /mnt/felhom/.units/mnt-felhom-ab12.mount"));
+	/* and the helper only in its two pinned shapes */
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit add /mnt/felhom 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab "
+						     "ext4 nodev,nosuid,nofail extra"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit add /etc 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab "
+						     "ext4 nodev,nosuid,nofail"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit add /mnt/a/../../etc "
+						     "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid,nofail"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit add /mnt/felhom ABCD-12EF ext4 nodev,nosuid,nofail"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit add /mnt/felhom "
+						     "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab ext4 nodev,nosuid,nofail,noatime,noexec"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit remove /mnt/felhom ab12"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--mount-unit remove /mnt/felhom ../../etc/shadow"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--config /tmp/evil.json --mount-unit remove /mnt/felhom abcd12ef"));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", ""));
+	T_CHECK(!any_rule(rules, nr, "felhom-agent", "--selftest"));
+	T_CHECK(!any_rule(rules, nr, "cmp", "-s -n 1M -i 0M:0 /dev/sdb /etc/shadow"));
+	T_CHECK(!any_rule(rules, nr, "cmp", "-n 1M -i 0M:0 /dev/sdb /dev/zero"));
 	/* shapes priv.c refuses are refused by sudoers too */
 	T_CHECK(!any_rule(rules, nr, "pct", "set 101 -mp0 /dev/sda,mp=/data"));
 	T_CHECK(!any_rule(rules, nr, "pct", "set 101 -mp0 /etc,mp=/data"));
