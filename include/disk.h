@@ -10,9 +10,20 @@
  * agent decides data-bearing-ness itself; nothing the controller claims
  * is read. Never offered: the system disk (anything holding a mount that
  * is not below mount_root, swap included), a disk holding LVM, RAID or
- * crypt volumes (Proxmox's own storage), members of an imported ZFS pool,
- * read-only and empty devices, loop devices (unless include_loop).
- * Proxmox storages of a network or LVM type are listed, not assignable.
+ * crypt volumes (Proxmox's own storage), a disk holding a member of a ZFS
+ * pool (imported or not), RAID array, LVM volume group, LUKS or bcache
+ * device, or an EFI System / BIOS boot partition (a ZFS-root system disk
+ * has nothing mounted by device), a device sharing its filesystem UUID
+ * with one the host mounted (multi-device btrfs), a disk any LXC guest
+ * uses directly (devN, or an mpN/rootfs whose volume is a /dev path,
+ * by-id and by-uuid names resolved), read-only and empty devices, loop
+ * devices (unless include_loop). Each rule takes the whole disk: the disk
+ * and every partition on it. Proxmox storages of a network or LVM type are
+ * listed, not assignable.
+ *
+ * Every assign, eject and format outcome is written to the audit log
+ * (audit.h; op disk_assign / disk_eject / disk_format, guest_id the asking
+ * guest); a failed audit write is logged and never changes the answer.
  *
  * Host mounts: one per filesystem, at MOUNT_ROOT/<fs uuid, hex only>, made
  * persistent as a systemd mount unit (written to unit_stage_dir, installed
@@ -60,13 +71,16 @@ struct store;
 struct disk_opts {
 	const struct priv_opts *priv;   /* required; disk makes its own backends from it */
 	const struct pve_opts *pve;     /* NULL: no Proxmox (no storages, no mount points:
-					   assign and eject answer 503) */
+					   assign and eject answer 503; no guest's direct
+					   device use can be checked: tests only) */
 	struct store *st;               /* required: STORE_DB_PENDING */
 	const char *host_id;            /* required: hub.host_id (the pending op's host_scope) */
 	const char *mount_root;         /* default "/mnt/felhom"; [A-Za-z0-9_/] only */
 	const char *unit_stage_dir;     /* default "/var/lib/felhom-agent/units" */
 	const char *by_id_dir;          /* default "/dev/disk/by-id" */
 	const char *zfs_kstat_dir;      /* default "/proc/spl/kstat/zfs" (imported pools) */
+	const char *sys_block_dir;      /* default "/sys/class/block" (holders of a device) */
+	uint64_t audit_max;             /* audit log bound (recon.audit_max_entries); 0 = AUDIT_MAX_DEFAULT */
 	bool include_loop;              /* offer loop devices (tests) */
 	int64_t cache_ms;               /* probe cache lifetime; default 5000 */
 	int64_t probe_budget_ms;        /* one whole probe; default 8000 */
@@ -85,7 +99,8 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 void disk_free(struct disk *d);
 
 /* GET /disks for guest vmid: 200 {"vmid":N,"disks":[DiskInfo...]}; 503
- * (data null) when lsblk itself fails. Each DiskInfo: name, type
+ * (data null) when lsblk itself fails or the guests' configs cannot be
+ * read (which devices they use is then unknown). Each DiskInfo: name, type
  * (usb|local-dir|network|lvm|disk), state (available|mounted|assigned for
  * devices; active|inactive|disabled for storages), backing_device,
  * mount_path (the guest path when assigned to vmid, the host path when
@@ -98,7 +113,8 @@ int disk_list(struct disk *d, int vmid, int *status, struct buf *data, char *err
  * {"vmid","durable_id","where","key":"mpN","host_path"}; 400 hostile or
  * malformed input (nothing run), 404 no offered filesystem with that
  * uuid, 409 where or the filesystem already attached differently / no
- * free mpN, 500/502 a command failed (a host mount made by this call is
+ * free mpN / the uuid is on more than one device (the mount unit names
+ * /dev/disk/by-uuid/UUID, which could then be either), 500/502 a command failed (a host mount made by this call is
  * undone), 503 no Proxmox. Attaching the same filesystem at the same
  * where again is 200. */
 int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
@@ -120,7 +136,12 @@ int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status
  * durable_id:"byid:...", fstype} recorded in STORE_DB_PENDING (expiry
  * pending_ttl_s; a newer refusal for the same durable id replaces it);
  * 400 bad input, 404 not an offered device, 409 mounted / no by-id name
- * to bind a wipe to, 500 probe or mkfs failure, 503 store failure. */
+ * to bind a wipe to / the device changed between the probe and mkfs, 500
+ * probe or mkfs failure, 503 store failure. The whole disk the device is
+ * on is probed; right before mkfs a fresh lsblk must show the device
+ * still offered, unmounted, without holders or content, with the probed
+ * size and serial, and its by-id name (if any) still naming it; mkfs then
+ * runs on by_id_dir/NAME when that is a /dev path, else on /dev/NAME. */
 int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 		char *err, size_t errlen);
 
@@ -136,16 +157,19 @@ int disk_lapi_call(void *ctx, enum lapi_disk_op op, int vmid, const char *body, 
  * its op/host/durable_id equal to a's). Requires an unexpired pending op
  * for durable_id (fstype equal to the recorded one when a carries it),
  * re-resolves by_id_dir/NAME and requires the same size and serial as
- * recorded and the device (a disk or a partition) still offered and not
- * mounted, then `wipefs -a` (its partitions first, then the device) and `mkfs -t <recorded fstype>`, and removes
- * the pending op. Errors (why: one line): FH_ERR_UNSUPPORTED (not a
+ * recorded; then, before anything is written, probes every device of the
+ * tree (the device and all below it) and requires each still offered, not
+ * mounted (by anyone, the agent included) and without holders; then
+ * `wipefs -a` (its partitions first, then the device) and `mkfs -t
+ * <recorded fstype>`, and removes the pending op. Errors (why: one line): FH_ERR_UNSUPPORTED (not a
  * storage_wipe), FH_ERR_PENDING_SIGNATURE (vd NULL), FH_ERR_SIG_BINDING
  * (host, durable id or fstype differ; the by-id name now names another
  * device), FH_ERR_INVAL (params missing/unknown; device in use),
  * FH_ERR_NOT_FOUND (no pending op; by-id name or device gone),
  * FH_ERR_SIG_EXPIRED (pending op expired; it is removed),
- * FH_ERR_DUPLICATE (an earlier wipe of it was interrupted), store and
- * priv errors. Nothing is wiped unless every check passed. */
+ * FH_ERR_DUPLICATE (an earlier wipe of it was interrupted), FH_ERR_IO (a
+ * holders directory unreadable), store, Proxmox (the guests' configs)
+ * and priv errors. Nothing is wiped unless every check passed. */
 int disk_exec_wipe(void *ctx, const struct gate_action *a, const struct sig_verified *vd, char *why,
 		   size_t whylen);
 

@@ -342,6 +342,7 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 		dko.host_id = go.host_id;
 		dko.mount_root = DAEMON_MOUNT_ROOT(c);
 		dko.unit_stage_dir = units;
+		dko.audit_max = (uint64_t)c->recon.audit_max_entries;
 		r = disk_new(&dko, &e.disk, err, sizeof(err));
 		if (r) {
 			snprintf(why, whylen, "disk management: %s", err);

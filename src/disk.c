@@ -23,15 +23,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "disk_int.h"
 #include "err.h"
 #include "json.h"
+#include "log.h"
 #include "store.h"
 
 #define DEF_MOUNT_ROOT "/mnt/felhom"
 #define DEF_STAGE_DIR "/var/lib/felhom-agent/units"
 #define DEF_BY_ID "/dev/disk/by-id"
 #define DEF_ZFS_KSTAT "/proc/spl/kstat/zfs"
+#define DEF_SYS_BLOCK "/sys/class/block"
 #define DEF_CACHE_MS 5000
 #define DEF_BUDGET_MS 8000
 #define DEF_PROBE_TIMEOUT_MS 5000L
@@ -51,6 +54,8 @@ struct disk {
 	char stage_dir[PATH_MAX];
 	char by_id_dir[PATH_MAX];
 	char zfs_dir[PATH_MAX];
+	char sys_dir[PATH_MAX];
+	uint64_t audit_max;
 	struct dprobe_env env;
 	int64_t cache_ms, budget_ms, ttl_s;
 	int64_t (*now)(void);
@@ -355,7 +360,8 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 	if (copy_opt(d->mount_root, sizeof d->mount_root, o->mount_root, DEF_MOUNT_ROOT) ||
 	    copy_opt(d->stage_dir, sizeof d->stage_dir, o->unit_stage_dir, DEF_STAGE_DIR) ||
 	    copy_opt(d->by_id_dir, sizeof d->by_id_dir, o->by_id_dir, DEF_BY_ID) ||
-	    copy_opt(d->zfs_dir, sizeof d->zfs_dir, o->zfs_kstat_dir, DEF_ZFS_KSTAT)) {
+	    copy_opt(d->zfs_dir, sizeof d->zfs_dir, o->zfs_kstat_dir, DEF_ZFS_KSTAT) ||
+	    copy_opt(d->sys_dir, sizeof d->sys_dir, o->sys_block_dir, DEF_SYS_BLOCK)) {
 		set_why(why, whylen, "disk: a path option is too long");
 		goto out;
 	}
@@ -370,10 +376,15 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 	}
 	for (i = 1; i <= n; i++)
 		d->unit_prefix[i - 1] = d->mount_root[i] == '/' ? '-' : d->mount_root[i];
-	if (d->stage_dir[0] != '/' || d->by_id_dir[0] != '/') {
-		set_why(why, whylen, "disk: unit_stage_dir and by_id_dir must be absolute");
+	if (d->stage_dir[0] != '/' || d->by_id_dir[0] != '/' || d->sys_dir[0] != '/') {
+		set_why(why, whylen, "disk: unit_stage_dir, by_id_dir and sys_block_dir must be absolute");
 		goto out;
 	}
+	if (o->audit_max > AUDIT_MAX_ENTRIES) {
+		set_why(why, whylen, "disk: audit_max over %d", AUDIT_MAX_ENTRIES);
+		goto out;
+	}
+	d->audit_max = o->audit_max ? o->audit_max : AUDIT_MAX_DEFAULT;
 	d->cache_ms = o->cache_ms > 0 ? o->cache_ms : DEF_CACHE_MS;
 	d->budget_ms = o->probe_budget_ms > 0 ? o->probe_budget_ms : DEF_BUDGET_MS;
 	d->ttl_s = o->pending_ttl_s > 0 ? o->pending_ttl_s : DEF_TTL_S;
@@ -410,6 +421,7 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 	d->env.mount_root = d->mount_root;
 	d->env.by_id_dir = d->by_id_dir;
 	d->env.zfs_kstat_dir = d->zfs_dir;
+	d->env.sys_block_dir = d->sys_dir;
 	d->env.include_loop = o->include_loop;
 	*out = d;
 	d = NULL;
@@ -445,6 +457,210 @@ void disk_invalidate(struct disk *d)
 	pthread_mutex_unlock(&d->cache_mu);
 }
 
+/* ------------------------------------------- guests' direct device use */
+
+#define GREF_MAX 4096
+
+/* A host device path an LXC guest's config names directly. */
+struct gref {
+	int vmid;
+	char key[16];
+	char path[256];             /* normalized, "/dev" or below it */
+};
+
+/* Config keys whose value names a volume: rootfs, mpN, devN, unusedN. */
+static bool volume_key(const char *k)
+{
+	static const char *const pre[] = { "mp", "dev", "unused", NULL };
+	size_t i, n;
+
+	if (!strcmp(k, "rootfs"))
+		return true;
+	for (i = 0; pre[i]; i++) {
+		n = strlen(pre[i]);
+		if (!strncmp(k, pre[i], n) && k[n] && strlen(k + n) <= 3 && strspn(k + n, "0123456789") == strlen(k + n))
+			return true;
+	}
+	return false;
+}
+
+/* The volume of a property string: its first field when that has no '=',
+ * else the value of volume= or path=; "" when none or too long. */
+static void vol_of(const char *val, char *out, size_t cap)
+{
+	const char *p = val;
+	bool first = true;
+
+	out[0] = '\0';
+	while (*p) {
+		size_t n = strcspn(p, ","), vl = 0;
+		const char *eq = memchr(p, '=', n), *v = NULL;
+
+		if (first && !eq) {
+			v = p;
+			vl = n;
+		} else if (eq && (((size_t)(eq - p) == 6 && !strncmp(p, "volume", 6)) ||
+				  ((size_t)(eq - p) == 4 && !strncmp(p, "path", 4)))) {
+			v = eq + 1;
+			vl = n - (size_t)(eq - p) - 1;
+		}
+		if (v) {
+			if (vl < cap) {
+				memcpy(out, v, vl);
+				out[vl] = '\0';
+			}
+			return;
+		}
+		first = false;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+}
+
+/* Every /dev path the LXC guests' configs name (devN; rootfs, mpN and
+ * unusedN whose volume is a device). *out: malloc'd, caller frees.
+ * QEMU guests' passthrough disks (scsiN/sataN/virtioN/ideN: /dev/...) are
+ * not read: pve.h has no QEMU config read yet. When it has, their volumes
+ * go into this same list. */
+static int guest_refs(struct disk *d, struct gref **out, size_t *nout, char *why, size_t whylen)
+{
+	struct pve_guest *gs = NULL;
+	struct pve_err pe;
+	struct gref *g = NULL;
+	size_t ng = 0, n = 0, i, k;
+	int r;
+
+	*out = NULL;
+	*nout = 0;
+	if (!d->pve)
+		return 0;
+	pthread_mutex_lock(&d->pve_mu);
+	r = pve_list_lxc(d->pve, &gs, &ng, &pe);
+	pthread_mutex_unlock(&d->pve_mu);
+	if (r) {
+		set_why(why, whylen, "cannot list guests to see which devices they use: %s", fh_strerror(r));
+		return r;
+	}
+	for (i = 0; i < ng && !r; i++) {
+		struct pve_guest_config cfg;
+
+		memset(&cfg, 0, sizeof cfg);
+		pthread_mutex_lock(&d->pve_mu);
+		r = pve_guest_config(d->pve, gs[i].vmid, &cfg, &pe);
+		pthread_mutex_unlock(&d->pve_mu);
+		if (r) {
+			set_why(why, whylen, "guest %d config (which devices it uses): %s", gs[i].vmid, fh_strerror(r));
+			break;
+		}
+		for (k = 0; k < cfg.n && !r; k++) {
+			char vol[PATH_MAX];
+			struct gref *ng2;
+
+			if (!cfg.kv[k].key || !cfg.kv[k].value || !volume_key(cfg.kv[k].key))
+				continue;
+			vol_of(cfg.kv[k].value, vol, 256);
+			if (vol[0] != '/')
+				continue;
+			dprobe_normalize(vol);
+			if (strcmp(vol, "/dev") != 0 && strncmp(vol, "/dev/", 5) != 0)
+				continue;
+			if (n == GREF_MAX) {
+				set_why(why, whylen, "guests name over %d devices", GREF_MAX);
+				r = FH_ERR_TOOBIG;
+				break;
+			}
+			ng2 = realloc(g, (n + 1) * sizeof *g);
+			if (!ng2) {
+				r = FH_ERR_NOMEM;
+				break;
+			}
+			g = ng2;
+			g[n].vmid = gs[i].vmid;
+			dprobe_copy_str(g[n].key, sizeof g[n].key, cfg.kv[k].key);
+			dprobe_copy_str(g[n].path, sizeof g[n].path, vol);
+			n++;
+		}
+		pve_guest_config_free(&cfg);
+	}
+	free(gs);
+	if (r) {
+		free(g);
+		return r;
+	}
+	*out = g;
+	*nout = n;
+	return 0;
+}
+
+/* Taints the tree of every device ref names, after resolving udev link
+ * names (by_id_dir for /dev/disk/by-id, the filesystem UUIDs lsblk and
+ * blkid saw for /dev/disk/by-uuid, the link itself otherwise). */
+static void apply_ref(const struct disk *d, struct dprobe *p, const struct gref *ref)
+{
+	char why[160], dir[256], res[300];
+	const char *base;
+	size_t k;
+	int i;
+
+	snprintf(why, sizeof why, "used directly by guest %d (%s)", ref->vmid, ref->key);
+	if (!strcmp(ref->path, "/dev")) {
+		for (k = 0; k < p->n; k++)
+			dprobe_taint_tree(p, k, why);
+		return;
+	}
+	i = dprobe_find(p, ref->path);
+	if (i >= 0) {
+		dprobe_taint_tree(p, (size_t)i, why);
+		return;
+	}
+	if (!strncmp(ref->path, "/dev/disk/by-uuid/", 18)) {
+		const char *u = ref->path + 18;
+		for (k = 0; k < p->n; k++)
+			if (*u && (!strcasecmp(p->devs[k].ls_uuid, u) || !strcasecmp(p->devs[k].uuid, u)))
+				dprobe_taint_tree(p, k, why);
+	}
+	if (!strncmp(ref->path, "/dev/disk/by-id/", 16) &&
+	    dprobe_resolve_byid(d->by_id_dir, ref->path + 16, res, sizeof res) == 0 && (i = dprobe_find(p, res)) >= 0)
+		dprobe_taint_tree(p, (size_t)i, why);
+	/* the host's own link (/dev/disk/by-path/..., /dev/mapper/...) */
+	base = strrchr(ref->path, '/');
+	if ((size_t)(base - ref->path) < sizeof dir) {
+		memcpy(dir, ref->path, (size_t)(base - ref->path));
+		dir[base - ref->path] = '\0';
+		if (dprobe_resolve_byid(dir, base + 1, res, sizeof res) == 0 && (i = dprobe_find(p, res)) >= 0)
+			dprobe_taint_tree(p, (size_t)i, why);
+	}
+}
+
+static void apply_refs(const struct disk *d, struct dprobe *p, const struct gref *g, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		apply_ref(d, p, &g[i]);
+}
+
+/* A fresh inventory (lsblk, by-id names) with the guests' direct device
+ * use applied; *refs (caller frees) keeps that use for applying again
+ * after deep probes (by-uuid names of filesystems only blkid saw). */
+static int inventory(struct disk *d, struct dprobe *p, struct gref **refs, size_t *nrefs, char *why,
+		     size_t whylen)
+{
+	int r;
+
+	*refs = NULL;
+	*nrefs = 0;
+	r = dprobe_inventory(&d->env, p, why, whylen);
+	if (r)
+		return r;
+	r = guest_refs(d, refs, nrefs, why, whylen);
+	if (r)
+		return r;
+	apply_refs(d, p, *refs, *nrefs);
+	return 0;
+}
+
 /* ------------------------------------------------------------- probing */
 
 /* A full probe: inventory, deep probe of every offered device within the
@@ -456,14 +672,21 @@ static int probe_all(struct disk *d, struct dprobe *p, struct pve_storage **stor
 	size_t i;
 	int r;
 
+	struct gref *refs = NULL;
+	size_t nrefs = 0;
+
 	*stor = NULL;
 	*nstor = 0;
-	r = dprobe_inventory(&d->env, p, why, whylen);
-	if (r)
+	r = inventory(d, p, &refs, &nrefs, why, whylen);
+	if (r) {
+		free(refs);
 		return r;
+	}
 	for (i = 0; i < p->n; i++)
 		if (p->devs[i].offered)
 			dprobe_deep(&d->env, p, i, deadline);
+	apply_refs(d, p, refs, nrefs);
+	free(refs);
 	if (d->pve) {
 		struct pve_err pe;
 		pthread_mutex_lock(&d->pve_mu);
@@ -929,6 +1152,56 @@ int disk_pending_prune(struct disk *d, int64_t now, size_t *removed)
 	return r;
 }
 
+/* ---------------------------------------------------------------- audit */
+
+/* One audit record of a disk mutation's outcome, in its own transaction.
+ * status: < 300 executed; 403 pending_signature (a data-bearing format);
+ * other 4xx rejected; 5xx failed. A failure to write is logged and never
+ * changes the answer. */
+static void audit_note(struct disk *d, const char *op, int vmid, int status, const char *what, const char *err)
+{
+	struct audit_rec a;
+	struct store_txn *t = NULL;
+	char reason[AUDIT_REASON_MAX + 1];
+	int r;
+
+	memset(&a, 0, sizeof a);
+	a.at = now_s(d);
+	a.op = op;
+	a.guest_id = vmid > 0 ? vmid : AUDIT_NO_GUEST;
+	if (status < 300) {
+		a.decision = AUDIT_BENIGN;
+		a.outcome = TASK_OUT_EXECUTED;
+	} else if (status == 403) {
+		a.decision = AUDIT_PENDING_SIGNATURE;
+		a.outcome = TASK_OUT_PENDING_SIGNATURE;
+	} else if (status < 500) {
+		a.decision = AUDIT_REJECTED;
+		a.outcome = TASK_OUT_REJECTED;
+	} else {
+		a.decision = AUDIT_BENIGN;
+		a.outcome = TASK_OUT_FAILED;
+	}
+	snprintf(reason, sizeof reason, "%d %s%s%s", status, what ? what : "", what && *what && err && *err ? ": " : "",
+		 err ? err : "");
+	a.reason = reason;
+	r = store_txn_begin(d->st, true, &t);
+	if (!r) {
+		r = audit_append(t, &a, d->audit_max, NULL);
+		if (r)
+			store_txn_abort(t);
+		else
+			r = store_txn_commit(t);
+	}
+	if (r) {
+		char v[24], st[16];
+		snprintf(v, sizeof v, "%d", vmid);
+		snprintf(st, sizeof st, "%d", status);
+		log_event(LOG_WARN, "disk.audit_failed", "op", op, "vmid", v, "status", st, "error", fh_strerror(r),
+			  NULL);
+	}
+}
+
 /* --------------------------------------------------------- POST format */
 
 static int format_result(struct buf *b, int vmid, const char *device, bool formatted, bool data_bearing,
@@ -999,16 +1272,94 @@ static bool child_mounted(const struct dprobe *p, int i)
 	return false;
 }
 
+/* mkfs's device argument when it is a by-id link: what the privileged
+ * backend and its sudoers rule accept (/dev/, [A-Za-z0-9/._:-], no dot
+ * segment, no "//"). */
+static bool mkfs_path_ok(const char *s)
+{
+	size_t i;
+
+	if (strncmp(s, "/dev/", 5) != 0 || strstr(s, "..") || strstr(s, "//") || strstr(s, "/./") || strlen(s) > 250)
+		return false;
+	for (i = 0; s[i]; i++)
+		if (!is_alnum(s[i]) && !strchr("/._:-", s[i]))
+			return false;
+	return true;
+}
+
+/* Right before mkfs on a device probed blank (was): a fresh lsblk (with the
+ * guests' device use) must show it still offered, unmounted, without
+ * partitions, holders or new content, with the probed size and serial,
+ * and its by-id name still naming it. dev gets the path mkfs is to use:
+ * by_id_dir/NAME when it has one and that is a /dev path, else /dev/NAME.
+ * 0, or the HTTP status to answer (409, 500) with why. */
+static int recheck_blank(struct disk *d, const struct dprobe_dev *was, char *dev, size_t cap, char *why,
+			 size_t whylen)
+{
+	struct dprobe q = { NULL, 0 };
+	struct gref *refs = NULL;
+	size_t nrefs = 0;
+	char pw[256] = "", path[300], holder[64];
+	const struct dprobe_dev *now;
+	int k, h, st = 0;
+
+	if (inventory(d, &q, &refs, &nrefs, pw, sizeof pw) != 0) {
+		set_why(why, whylen, "cannot probe devices again before mkfs: %s", pw);
+		st = 500;
+		goto out;
+	}
+	k = dprobe_find(&q, was->path);
+	if (k < 0) {
+		set_why(why, whylen, "%s is gone; nothing was written", was->path);
+		st = 409;
+		goto out;
+	}
+	now = &q.devs[k];
+	if (!now->offered || now->nmounts || now->nchildren || now->size != was->size ||
+	    strcmp(now->serial, was->serial) != 0 || strcmp(now->byid, was->byid) != 0 ||
+	    strcmp(now->ls_fstype, was->ls_fstype) != 0 || strcmp(now->ls_pttype, was->ls_pttype) != 0) {
+		set_why(why, whylen, "%s changed since it was probed; nothing was written", was->path);
+		st = 409;
+		goto out;
+	}
+	h = dprobe_holders(&d->env, now->name, holder, sizeof holder);
+	if (h) {
+		set_why(why, whylen, h > 0 ? "%s is held by %s; nothing was written" : "%s: holders unreadable%s",
+			was->path, h > 0 ? holder : "");
+		st = h > 0 ? 409 : 500;
+		goto out;
+	}
+	set_why(dev, cap, "%s", was->path);
+	if (was->byid[0]) {
+		char byid_path[PATH_MAX + 256];
+		if (dprobe_resolve_byid(d->by_id_dir, was->byid, path, sizeof path) != 0 || strcmp(path, was->path) != 0) {
+			set_why(why, whylen, "by-id name %s no longer names %s; nothing was written", was->byid,
+				was->path);
+			st = 409;
+			goto out;
+		}
+		snprintf(byid_path, sizeof byid_path, "%s/%s", d->by_id_dir, was->byid);
+		if (mkfs_path_ok(byid_path) && strlen(byid_path) < cap)
+			set_why(dev, cap, "%s", byid_path);
+	}
+out:
+	free(refs);
+	dprobe_free(&q);
+	return st;
+}
+
 static const char *const format_keys[] = { "device", "fstype" };
 
-int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
-		char *err, size_t errlen)
+static int format_do(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		     char *err, size_t errlen, char *what, size_t wl)
 {
-	char v[2][512], why[256] = "", reason[320];
+	char v[2][512], why[256] = "", reason[320], mkdev[300];
 	struct dprobe p = { NULL, 0 };
+	struct gref *refs = NULL;
+	size_t nrefs = 0;
 	struct priv_err pe;
 	struct dprobe_dev *dv;
-	int i, r;
+	int i, r, st;
 
 	if (!d || !status || !data)
 		return FH_ERR_INVAL;
@@ -1020,14 +1371,16 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 		set_why(err, errlen, "%s", why);
 		return format_result(data, vmid, valid_device_arg(v[0]) ? v[0] : "", false, false, why, NULL, "");
 	}
+	set_why(what, wl, "device %.200s", v[0]);
 	if (!in_list(v[1], mkfs_types)) {
 		*status = 400;
 		set_why(err, errlen, "fstype must be one of ext4, xfs, btrfs, vfat");
 		return format_result(data, vmid, v[0], false, false, err, NULL, "");
 	}
+	set_why(what, wl, "device %.200s fstype %s", v[0], v[1]);
 	pthread_mutex_lock(&d->mut_mu);
 	/* a fresh look, never the cache: the decision to write is made now */
-	r = dprobe_inventory(&d->env, &p, why, sizeof why);
+	r = inventory(d, &p, &refs, &nrefs, why, sizeof why);
 	if (r) {
 		*status = 500;
 		set_why(err, errlen, "cannot probe devices: %s", why);
@@ -1037,7 +1390,10 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 	i = find_device(d, &p, v[0]);
 	if (i < 0 || !p.devs[i].offered) {
 		*status = 404;
-		set_why(err, errlen, "%s", i < 0 ? "no such device" : "device is not offered (system disk, in use or Proxmox storage)");
+		if (i < 0)
+			set_why(err, errlen, "no such device");
+		else
+			set_why(err, errlen, "device is not offered (%s)", p.devs[p.devs[i].root].excl);
 		r = format_result(data, vmid, v[0], false, false, err, NULL, "");
 		goto out;
 	}
@@ -1048,10 +1404,13 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 		r = format_result(data, vmid, v[0], false, true, err, NULL, "");
 		goto out;
 	}
-	dprobe_deep(&d->env, &p, (size_t)i, dprobe_now_ms() + d->budget_ms);
+	/* the whole disk: a boot partition or a pool member beside it (or
+	 * below it) takes it out of reach */
+	dprobe_deep_tree(&d->env, &p, (size_t)i, dprobe_now_ms() + d->budget_ms);
+	apply_refs(d, &p, refs, nrefs);
 	if (!dv->offered) {
 		*status = 404;
-		set_why(err, errlen, "device is not offered (%s)", dv->reason);
+		set_why(err, errlen, "device is not offered (%s)", p.devs[dv->root].excl);
 		r = format_result(data, vmid, v[0], false, false, err, NULL, "");
 		goto out;
 	}
@@ -1090,11 +1449,20 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 		*status = 403;
 		set_why(err, errlen, "device is data-bearing (%s): an operator-signed storage_wipe is required",
 			dv->reason);
+		set_why(what, wl, "device %.120s fstype %s; pending storage_wipe %.150s", dv->path, v[1], pd.durable_id);
 		r = format_result(data, vmid, v[0], false, true, dv->reason, &pd, d->host_id);
 		goto out;
 	}
-	/* blank: make the filesystem, then read its UUID back */
-	r = priv_mkfs(d->pm, dv->path, v[1], &pe);
+	/* blank: still the same device, unchanged, right now? then make the
+	 * filesystem (on its by-id name) and read its UUID back */
+	st = recheck_blank(d, dv, mkdev, sizeof mkdev, why, sizeof why);
+	if (st) {
+		*status = st;
+		set_why(err, errlen, "%s", why);
+		r = format_result(data, vmid, v[0], false, false, err, NULL, "");
+		goto out;
+	}
+	r = priv_mkfs(d->pm, mkdev, v[1], &pe);
 	if (r) {
 		*status = 500;
 		set_why(err, errlen, "mkfs failed: %s (exit %d)", fh_strerror(r), pe.exit_status);
@@ -1107,12 +1475,29 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 		set_why(reason, sizeof reason, "formatted %s; durable_id uuid:%s", v[1], dv->uuid);
 	else
 		set_why(reason, sizeof reason, "formatted %s; its UUID is not readable yet", v[1]);
+	set_why(what, wl, "device %.120s (mkfs on %.150s) fstype %s", dv->path, mkdev, v[1]);
 	*status = 200;
 	set_why(err, errlen, "%s", "");
 	r = format_result(data, vmid, v[0], true, false, reason, NULL, "");
 out:
+	free(refs);
 	dprobe_free(&p);
 	pthread_mutex_unlock(&d->mut_mu);
+	return r;
+}
+
+int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		char *err, size_t errlen)
+{
+	char what[400] = "", e[320] = "";
+	int r;
+
+	if (!d || !status || !data)
+		return FH_ERR_INVAL;
+	r = format_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
+	set_why(err, errlen, "%s", e);
+	if (r == 0)
+		audit_note(d, "disk_format", vmid, *status, what, *status == 200 ? "formatted" : e);
 	return r;
 }
 
@@ -1167,18 +1552,20 @@ static int write_unit(const struct disk *d, const char *unit, const char *uuid, 
 
 static const char *const assign_keys[] = { "uuid", "where", "fstype", "options" };
 
-int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
-		char *err, size_t errlen)
+static int assign_do(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		     char *err, size_t errlen, char *what, size_t wl)
 {
 	char v[4][512], why[256] = "", extra[128], host[300], unit[300], src[PATH_MAX], dst[600], key[16];
+	char cand[128];
 	const char *uuid = NULL;
-	struct dprobe p = { NULL, 0 };
+	struct dprobe p = { NULL, 0 }, q = { NULL, 0 };
 	struct pve_storage *stor = NULL;
 	struct gmp *mps = NULL;
+	struct gref *refs = NULL;
 	struct priv_err pe;
-	size_t nstor = 0, nmps = 0, k;
+	size_t nstor = 0, nmps = 0, nrefs = 0, k;
 	bool ro, mounted_now = false;
-	int i, r, idx = -1;
+	int i, r, idx = -1, qi;
 	bool used[MP_MAX] = { false };
 
 	if (!d || !status || !data)
@@ -1196,6 +1583,7 @@ int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *statu
 	if (!d->pve)
 		return answer_null(status, 503, data, err, errlen, "no Proxmox connection configured");
 
+	set_why(what, wl, "uuid:%.64s at %.200s", uuid, v[1]);
 	pthread_mutex_lock(&d->mut_mu);
 	r = snapshot(d, &p, &stor, &nstor, why, sizeof why);
 	if (r) {
@@ -1209,12 +1597,44 @@ int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *statu
 		r = answer_null(status, 404, data, err, errlen, "no offered filesystem has that uuid");
 		goto out;
 	}
-	/* the cache may be seconds old: read the device itself again */
-	dprobe_deep(&d->env, &p, (size_t)i, dprobe_now_ms() + d->budget_ms);
-	if (!p.devs[i].offered || !is_fs(&p.devs[i]) || strcasecmp(p.devs[i].uuid, uuid) != 0) {
+	/* the cache may be seconds old: a fresh inventory, the device read again */
+	dprobe_copy_str(cand, sizeof cand, p.devs[i].path);
+	r = inventory(d, &q, &refs, &nrefs, why, sizeof why);
+	if (r) {
+		r = answer_null(status, 500, data, err, errlen, why);
+		goto out;
+	}
+	qi = dprobe_find(&q, cand);
+	if (qi >= 0 && q.devs[qi].offered) {
+		dprobe_deep(&d->env, &q, (size_t)qi, dprobe_now_ms() + d->budget_ms);
+		apply_refs(d, &q, refs, nrefs);
+	}
+	if (qi < 0 || !q.devs[qi].offered || !is_fs(&q.devs[qi]) || strcasecmp(q.devs[qi].uuid, uuid) != 0) {
 		r = answer_null(status, 404, data, err, errlen, "the filesystem changed; list disks again");
 		goto out;
 	}
+	/* the unit mounts /dev/disk/by-uuid/UUID: that must name one device */
+	{
+		const char *other = NULL;
+		size_t j;
+		for (j = 0; j < q.n && !other; j++)
+			if ((int)j != qi && !strcasecmp(q.devs[j].ls_uuid, uuid))
+				other = q.devs[j].path;
+		for (j = 0; j < p.n && !other; j++)
+			if (strcmp(p.devs[j].path, cand) != 0 && p.devs[j].probed && !strcasecmp(p.devs[j].uuid, uuid))
+				other = p.devs[j].path;
+		if (other) {
+			set_why(why, sizeof why, "filesystem uuid %s is on more than one device (%s and %.100s)", uuid,
+				cand, other);
+			r = answer_null(status, 409, data, err, errlen, why);
+			goto out;
+		}
+	}
+	dprobe_free(&p);
+	p = q;
+	q.devs = NULL;
+	q.n = 0;
+	i = qi;
 	if (!in_list(p.devs[i].fstype, mount_types)) {
 		r = answer_null(status, 400, data, err, errlen, "filesystem type not supported for mounting");
 		goto out;
@@ -1288,6 +1708,7 @@ int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *statu
 done:
 	disk_invalidate(d);
 	snprintf(key, sizeof key, "mp%d", idx);
+	set_why(what, wl, "uuid:%.64s (%.100s) at %.200s as %s", uuid, p.devs[i].path, v[1], key);
 	buf_reset(data);
 	r = buf_printf(data, "{\"vmid\":%d,\"durable_id\":", vmid);
 	if (!r) {
@@ -1304,8 +1725,25 @@ done:
 out:
 	free(mps);
 	free(stor);
+	free(refs);
 	dprobe_free(&p);
+	dprobe_free(&q);
 	pthread_mutex_unlock(&d->mut_mu);
+	return r;
+}
+
+int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		char *err, size_t errlen)
+{
+	char what[400] = "", e[256] = "";
+	int r;
+
+	if (!d || !status || !data)
+		return FH_ERR_INVAL;
+	r = assign_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
+	set_why(err, errlen, "%s", e);
+	if (r == 0)
+		audit_note(d, "disk_assign", vmid, *status, what, e);
 	return r;
 }
 
@@ -1380,8 +1818,8 @@ static int dependents(struct disk *d, int vmid, const char *host, int **out, siz
 
 static const char *const eject_keys[] = { "where" };
 
-int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
-	       char *err, size_t errlen)
+static int eject_do(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		    char *err, size_t errlen, char *what, size_t wl)
 {
 	char v[1][512], why[256] = "", unit[300], dst[600];
 	struct gmp *mps = NULL;
@@ -1397,6 +1835,7 @@ int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status
 		return answer_null(status, 400, data, err, errlen, why);
 	if (!valid_where(v[0], why, sizeof why))
 		return answer_null(status, 400, data, err, errlen, why);
+	set_why(what, wl, "at %.200s", v[0]);
 	if (!d->pve)
 		return answer_null(status, 503, data, err, errlen, "no Proxmox connection configured");
 	pthread_mutex_lock(&d->mut_mu);
@@ -1414,6 +1853,7 @@ int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status
 		r = answer_null(status, 404, data, err, errlen, "no agent-managed disk is mounted at where");
 		goto out;
 	}
+	set_why(what, wl, "%.120s at %.200s (mp%d)", m->volume, v[0], m->idx);
 	r = priv_pct_delete_mp(d->pm, vmid, m->idx, &pe);
 	if (r) {
 		set_why(why, sizeof why, "pct set -delete failed: %s (exit %d)", fh_strerror(r), pe.exit_status);
@@ -1456,6 +1896,21 @@ out:
 	return r;
 }
 
+int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+	       char *err, size_t errlen)
+{
+	char what[400] = "", e[256] = "";
+	int r;
+
+	if (!d || !status || !data)
+		return FH_ERR_INVAL;
+	r = eject_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
+	set_why(err, errlen, "%s", e);
+	if (r == 0)
+		audit_note(d, "disk_eject", vmid, *status, what, e);
+	return r;
+}
+
 /* ----------------------------------------------------------- the wipe */
 
 static const struct opblob_param *param_of(const struct opblob *b, const char *key)
@@ -1477,7 +1932,9 @@ int disk_exec_wipe(void *ctx, const struct gate_action *a, const struct sig_veri
 	struct dprobe p = { NULL, 0 };
 	struct priv_err pe;
 	char path[300], pw[256] = "";
-	size_t i;
+	struct gref *refs = NULL;
+	size_t i, nrefs = 0;
+	int64_t deadline;
 	int di, r;
 	bool wiped = false;
 
@@ -1548,7 +2005,7 @@ int disk_exec_wipe(void *ctx, const struct gate_action *a, const struct sig_veri
 		r = FH_ERR_NOT_FOUND;
 		goto out;
 	}
-	r = dprobe_inventory(&d->env, &p, pw, sizeof pw);
+	r = inventory(d, &p, &refs, &nrefs, pw, sizeof pw);
 	if (r) {
 		set_why(why, whylen, "cannot probe devices: %s", pw);
 		goto out;
@@ -1574,6 +2031,49 @@ int disk_exec_wipe(void *ctx, const struct gate_action *a, const struct sig_veri
 		set_why(why, whylen, "a partition of %s is mounted by the agent; eject it first", path);
 		r = FH_ERR_INVAL;
 		goto out;
+	}
+	/* pre-flight: every device of the tree is checked before the first
+	 * write, so that a busy partition found late never leaves the ones
+	 * before it wiped */
+	deadline = dprobe_now_ms() + d->budget_ms;
+	for (i = 0; i < p.n; i++)
+		if (dprobe_is_under(&p, i, (size_t)di) && p.devs[i].offered)
+			dprobe_deep(&d->env, &p, i, deadline);
+	apply_refs(d, &p, refs, nrefs);
+	for (i = 0; i < p.n; i++) {
+		const struct dprobe_dev *v = &p.devs[i];
+		char holder[64];
+		int h;
+
+		if (!dprobe_is_under(&p, i, (size_t)di))
+			continue;
+		if (!v->offered) {
+			set_why(why, whylen, "%s is not offered: %s", v->path, p.devs[v->root].excl);
+			r = FH_ERR_INVAL;
+			goto out;
+		}
+		if (!v->probed) {
+			set_why(why, whylen, "%s could not be probed: %s", v->path, v->reason);
+			r = FH_ERR_INVAL;
+			goto out;
+		}
+		if (v->nmounts || v->host_mount[0]) {
+			set_why(why, whylen, "%s is mounted (%.150s)", v->path, v->nmounts ? v->mounts[0] : v->host_mount);
+			r = FH_ERR_INVAL;
+			goto out;
+		}
+		if (strcmp(v->type, "disk") != 0 && strcmp(v->type, "part") != 0 && strcmp(v->type, "loop") != 0) {
+			set_why(why, whylen, "%s holds a volume of type %s", v->path, v->type);
+			r = FH_ERR_INVAL;
+			goto out;
+		}
+		h = dprobe_holders(&d->env, v->name, holder, sizeof holder);
+		if (h) {
+			set_why(why, whylen, h > 0 ? "%s is held by %s" : "%s: holders unreadable%s", v->path,
+				h > 0 ? holder : "");
+			r = h > 0 ? FH_ERR_INVAL : FH_ERR_IO;
+			goto out;
+		}
 	}
 	/* claim it: a crash from here on leaves it "running", never re-run silently */
 	pd.running = true;
@@ -1611,6 +2111,7 @@ int disk_exec_wipe(void *ctx, const struct gate_action *a, const struct sig_veri
 	}
 	set_why(why, whylen, "wiped %s (%s) and made %s", path, pid->str, pd.fstype);
 out:
+	free(refs);
 	dprobe_free(&p);
 	pthread_mutex_unlock(&d->mut_mu);
 	return r;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,87 @@ static bool has_prefix(const char *s, const char *p)
 	return strncmp(s, p, strlen(p)) == 0;
 }
 
+static void lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+bool dprobe_member_sig(const char *t)
+{
+	static const char *const members[] = { "zfs_member", "LVM1_member", "LVM2_member", "crypto_LUKS",
+					       "bcache", NULL };
+	size_t i, n;
+
+	if (!t || !*t)
+		return false;
+	for (i = 0; members[i]; i++)
+		if (!strcmp(t, members[i]))
+			return true;
+	n = strlen(t);
+	return n > 12 && !strcmp(t + n - 12, "_raid_member"); /* linux_, isw_, ddf_, ... */
+}
+
+bool dprobe_system_parttype(const char *t)
+{
+	static const char *const types[] = {
+		"c12a7328-f81f-11d2-ba4b-00a0c93ec93b", /* EFI System */
+		"21686148-6449-6e6f-744e-656564454649", /* BIOS boot */
+		"6a898cc3-1dd2-11b2-99a6-080020736631", /* ZFS (Solaris /usr) */
+		"6a945a3b-1dd2-11b2-99a6-080020736631", /* ZFS reserved (Solaris reserved 1) */
+		"a19d880f-05fc-4d3b-a006-743f0f84911e", /* Linux RAID */
+		"e6d6d379-f507-44c2-a23c-238f2a3df928", /* Linux LVM */
+		"ca7d7ccb-63ed-4c53-861c-1742536059cc", /* Linux LUKS */
+		"0xef", "0xfd", "0x8e",                 /* MBR: EFI, Linux RAID autodetect, LVM */
+		NULL
+	};
+	size_t i;
+
+	if (!t || !*t)
+		return false;
+	for (i = 0; types[i]; i++)
+		if (!strcasecmp(t, types[i]))
+			return true;
+	return false;
+}
+
+/* Any mount of d that is not one of ours (swap included)? */
+static bool host_mounted(const struct dprobe_env *env, const struct dprobe_dev *d)
+{
+	size_t k;
+
+	for (k = 0; k < d->nmounts; k++)
+		if (!is_agent_mount(env->mount_root, d->mounts[k]))
+			return true;
+	return false;
+}
+
+void dprobe_taint_tree(struct dprobe *p, size_t i, const char *why)
+{
+	int root = p->devs[i].root;
+	struct dprobe_dev *r = &p->devs[root];
+	size_t k;
+
+	if (!r->excl[0])
+		dprobe_copy_str(r->excl, sizeof r->excl, why);
+	for (k = 0; k < p->n; k++)
+		if (p->devs[k].root == root)
+			p->devs[k].offered = false;
+}
+
+bool dprobe_is_under(const struct dprobe *p, size_t k, size_t i)
+{
+	int c = (int)k, hops = 0;
+
+	while (c >= 0 && hops++ <= 16) {
+		if (c == (int)i)
+			return true;
+		c = p->devs[c].parent;
+	}
+	return false;
+}
+
 /* Sets excl on the root of i unless already set. */
 static void taint(struct dprobe *p, size_t i, const char *why, const char *what)
 {
@@ -164,6 +246,22 @@ static void link_tree(const struct dprobe_env *env, struct dprobe *p)
 		}
 		if (d->parent >= 0 && strcmp(d->type, "part") != 0)
 			taint(p, i, "holds a volume of type", d->type); /* lvm, crypt, raid, dm, md */
+		/* a pool, array, volume group or encrypted device lives here,
+		 * whether or not it is imported or open now (a ZFS root has
+		 * nothing mounted by device) */
+		if (dprobe_member_sig(d->ls_fstype))
+			taint(p, i, "holds a member of a pool or volume:", d->ls_fstype);
+		if (dprobe_system_parttype(d->parttype))
+			taint(p, i, "holds a boot or volume partition of type", d->parttype);
+		/* a multi-device filesystem (btrfs) mounted by the host through
+		 * another of its devices */
+		if (d->ls_uuid[0] && !host_mounted(env, d))
+			for (j = 0; j < p->n; j++)
+				if (j != i && !strcasecmp(p->devs[j].ls_uuid, d->ls_uuid) &&
+				    host_mounted(env, &p->devs[j])) {
+					taint(p, i, "shares its filesystem UUID with the host-mounted", p->devs[j].path);
+					break;
+				}
 	}
 	for (i = 0; i < p->n; i++) {
 		struct dprobe_dev *d = &p->devs[i];
@@ -225,6 +323,12 @@ int dprobe_parse(const struct dprobe_env *env, const char *text, size_t n, struc
 		str_of(row, "type", d->type, sizeof d->type);
 		str_of(row, "tran", d->tran, sizeof d->tran);
 		str_of(row, "serial", d->serial, sizeof d->serial);
+		str_of(row, "fstype", d->ls_fstype, sizeof d->ls_fstype);
+		str_of(row, "uuid", d->ls_uuid, sizeof d->ls_uuid);
+		str_of(row, "label", d->ls_label, sizeof d->ls_label);
+		str_of(row, "pttype", d->ls_pttype, sizeof d->ls_pttype);
+		str_of(row, "parttype", d->parttype, sizeof d->parttype);
+		lower(d->parttype);
 		if (!d->name[0] || strchr(d->name, '/'))
 			continue;
 		if (!d->path[0])
@@ -282,8 +386,7 @@ bool dprobe_valid_byid(const char *s)
 	return true;
 }
 
-/* Lexically normalizes an absolute path in place ("." and ".." segments). */
-static void normalize(char *s)
+void dprobe_normalize(char *s)
 {
 	char out[PATH_MAX];
 	size_t o = 0;
@@ -340,7 +443,7 @@ int dprobe_resolve_byid(const char *dir, const char *name, char *out, size_t out
 		snprintf(full, sizeof full, "%s/%s", dir, target);
 	if (full[0] != '/')
 		return FH_ERR_INVAL;
-	normalize(full);
+	dprobe_normalize(full);
 	if (strncmp(full, "/dev/", 5) != 0 || strlen(full) >= outlen)
 		return FH_ERR_INVAL;
 	memcpy(out, full, strlen(full) + 1);
@@ -536,12 +639,24 @@ void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64
 		blkid_field(t, "LABEL", d->label, sizeof d->label);
 		blkid_field(t, "PTTYPE", d->pttype, sizeof d->pttype);
 		blkid_field(t, "USAGE", d->usage, sizeof d->usage);
+		if (!d->parttype[0]) {
+			blkid_field(t, "PART_ENTRY_TYPE", d->parttype, sizeof d->parttype);
+			lower(d->parttype);
+		}
 	}
 	d->reason[0] = '\0';
 	d->data_bearing = false;
-	if (!strcmp(d->fstype, "zfs_member") && zfs_imported(env, d->label)) {
-		d->offered = false;
-		set_reason(d, "member of the imported ZFS pool %s", d->label);
+	if (dprobe_member_sig(d->fstype) || dprobe_system_parttype(d->parttype)) {
+		char why[160];
+		if (!strcmp(d->fstype, "zfs_member"))
+			snprintf(why, sizeof why, "holds a member of the ZFS pool %.64s (%s)", d->label,
+				 zfs_imported(env, d->label) ? "imported" : "not imported");
+		else if (dprobe_member_sig(d->fstype))
+			snprintf(why, sizeof why, "holds a member of a pool or volume: %s", d->fstype);
+		else
+			snprintf(why, sizeof why, "holds a boot or volume partition of type %s", d->parttype);
+		dprobe_taint_tree(p, i, why);
+		set_reason(d, "%s", why);
 	} else if (d->fstype[0] && !strcmp(d->usage, "filesystem")) {
 		set_reason(d, "filesystem signature (%s)", d->fstype);
 	} else if (d->fstype[0] && !strcmp(d->usage, "raid")) {
@@ -569,6 +684,7 @@ void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64
 		off[3] = mibs ? mibs - 1 : 0;
 		for (k = 0; k < DPROBE_SAMPLES; k++) {
 			char at[32];
+			uint64_t want;
 			if (k && off[k] == off[k - 1])
 				continue;
 			if (dprobe_now_ms() >= deadline_ms) {
@@ -586,9 +702,61 @@ void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64
 				set_reason(d, "non-zero sampled sectors at %s MiB", at);
 				break;
 			}
+			/* non-zero bytes say "data"; only a sample of the full expected
+			 * length can say "zero" */
+			want = d->size - off[k] * SAMPLE_BYTES;
+			if (want > SAMPLE_BYTES)
+				want = SAMPLE_BYTES;
+			if (want == 0 || out.len != want) {
+				set_reason(d, "probe failed: read %zu of %llu bytes at %llu MiB", out.len,
+					   (unsigned long long)want, (unsigned long long)off[k]);
+				goto out;
+			}
 		}
 	}
 	d->probed = true;
 out:
 	buf_free(&out);
+}
+
+void dprobe_deep_tree(const struct dprobe_env *env, struct dprobe *p, size_t i, int64_t deadline_ms)
+{
+	int root = p->devs[i].root;
+	size_t k;
+
+	for (k = 0; k < p->n; k++)
+		if (p->devs[k].root == root && p->devs[k].offered)
+			dprobe_deep(env, p, k, deadline_ms);
+}
+
+int dprobe_holders(const struct dprobe_env *env, const char *name, char *first, size_t cap)
+{
+	char path[PATH_MAX];
+	DIR *dir;
+	struct dirent *e;
+	int r = 0;
+
+	if (cap)
+		first[0] = '\0';
+	if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return FH_ERR_INVAL;
+	if (!env->sys_block_dir || !env->sys_block_dir[0])
+		return 0;
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", env->sys_block_dir, name) >= sizeof path)
+		return FH_ERR_INVAL;
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 0; /* not a kernel block device here: lsblk's rows are all we know */
+	strncat(path, "/holders", sizeof path - strlen(path) - 1);
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? 0 : FH_ERR_IO;
+	while ((e = readdir(dir)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		dprobe_copy_str(first, cap, e->d_name);
+		r = 1;
+		break;
+	}
+	closedir(dir);
+	return r;
 }

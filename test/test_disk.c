@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "buf.h"
 #include "disk.h"
 #include "err.h"
@@ -35,7 +36,9 @@
 #include "sim.h"
 #include "store.h"
 
-static char g_dir[256], g_byid[300], g_db[300], g_stage[300];
+static char g_dir[256], g_byid[300], g_db[300], g_stage[300], g_sys[300];
+static char g_shm[256];          /* by-id links below /dev (mkfs may use them) */
+static bool g_byid_dev;          /* g_byid is a /dev path */
 static struct sim g_sim;
 static bool g_have_sim;
 static struct pve_opts g_po;
@@ -79,6 +82,16 @@ static void install_fakes(void)
 	char pct[1024];
 
 	T_CHECK(fakebin_disk_tools(&g_fb) == 0);
+	/* lsblk: fx/lsblk.json.N on its Nth run when that exists (a device
+	 * that changes between two looks), else fx/lsblk.json */
+	fake("lsblk", "n=0; [ -f \"$FX/lsblk_n\" ] && n=$(/bin/cat \"$FX/lsblk_n\"); n=$((n+1)); "
+		      "echo \"$n\" > \"$FX/lsblk_n\"; "
+		      "if [ -f \"$FX/lsblk.json.$n\" ]; then /bin/cat \"$FX/lsblk.json.$n\"; "
+		      "else /bin/cat \"$FX/lsblk.json\"; fi");
+	/* mkfs: as fakebin's, on the device a by-id link names */
+	fake("mkfs", "s=$(/usr/bin/readlink -f -- \"$3\" | /usr/bin/tr / _); u=$(/bin/cat \"$FX/next_uuid\"); "
+		     "printf 'TYPE=%s\\nUUID=%s\\nUSAGE=filesystem\\n' \"$2\" \"$u\" > \"$FX/blkid$s\"; "
+		     "printf '{\"signatures\":[{\"type\":\"%s\",\"offset\":\"0x438\"}]}' \"$2\" > \"$FX/wipefs$s\"");
 	snprintf(pct, sizeof pct,
 		 "if [ \"$3\" = -delete ]; then b=\"{\\\"vmid\\\":$2,\\\"config\\\":{\\\"$4\\\":null}}\"; "
 		 "else k=\"${3#-}\"; b=\"{\\\"vmid\\\":$2,\\\"config\\\":{\\\"$k\\\":\\\"$4\\\"}}\"; fi\n"
@@ -113,9 +126,32 @@ static size_t rec_count(const char *needle)
 /* The host: a system disk (LVM, swap, /), a blank disk, a USB ext4 disk, a
  * GPT disk with an xfs partition, a signature-less disk holding data, a
  * disk someone else mounted, one of ours, an optical drive and a loop. */
-static void lsblk_fixture(bool sdc_mounted)
+/* One lsblk row; NULL members are JSON null. */
+static void xrow(char *out, size_t cap, const char *name, const char *pk, const char *type, const char *size,
+		 const char *serial, const char *fstype, const char *uuid, const char *label, const char *parttype,
+		 const char *mnt)
 {
-	char text[8192];
+	char q[8][160];
+	const char *v[8] = { pk, serial, fstype, uuid, label, parttype, mnt, NULL };
+	size_t i, o = strlen(out);
+
+	for (i = 0; i < 7; i++) {
+		if (v[i])
+			snprintf(q[i], sizeof q[i], "\"%s\"", v[i]);
+		else
+			snprintf(q[i], sizeof q[i], "null");
+	}
+	snprintf(out + o, cap - o,
+		 ",{\"name\":\"%s\",\"path\":\"/dev/%s\",\"pkname\":%s,\"type\":\"%s\",\"size\":%s,"
+		 "\"ro\":false,\"rm\":false,\"rota\":true,\"tran\":\"sata\",\"serial\":%s,\"fstype\":%s,"
+		 "\"uuid\":%s,\"label\":%s,\"pttype\":null%s%s%s,\"mountpoints\":[%s]}",
+		 name, name, q[0], type, size, q[1], q[2], q[3], q[4], parttype ? ",\"parttype\":" : "",
+		 parttype ? q[5] : "", "", q[6]);
+}
+
+static void lsblk_fixture_to(const char *file, bool sdc_mounted, const char *extra)
+{
+	char text[16384];
 #define ROW "{\"name\":\"%s\",\"path\":\"/dev/%s\",\"pkname\":%s,\"type\":\"%s\",\"size\":%s," \
 			  "\"ro\":false,\"rm\":%s,\"rota\":%s,\"tran\":%s,\"serial\":%s,\"fstype\":null," \
 			  "\"uuid\":null,\"label\":null,\"pttype\":null,\"mountpoints\":[%s]}"
@@ -147,8 +183,13 @@ static void lsblk_fixture(bool sdc_mounted)
 				      rows[i].type, rows[i].size, rows[i].rm, rows[i].rota, rows[i].tran,
 				      rows[i].serial, mnt);
 	}
-	snprintf(text + o, sizeof text - o, "]}\n");
-	fx_write("lsblk.json", text);
+	snprintf(text + o, sizeof text - o, "%s]}\n", extra ? extra : "");
+	fx_write(file, text);
+}
+
+static void lsblk_fixture(bool sdc_mounted)
+{
+	lsblk_fixture_to("lsblk.json", sdc_mounted, NULL);
 }
 
 static void byid_link(const char *name, const char *target)
@@ -195,6 +236,7 @@ static struct disk *mk_disk(bool with_pve)
 	o.host_id = "host-7f3a";
 	o.unit_stage_dir = g_stage;
 	o.by_id_dir = g_byid;
+	o.sys_block_dir = g_sys;
 	o.now = fake_now;
 	o.pending_ttl_s = 3600;
 	T_OK(disk_new(&o, &d, why, sizeof why));
@@ -219,6 +261,19 @@ static bool starts(const char *s, const char *prefix)
 	if (!ok)
 		fprintf(stderr, "  want prefix: %s\n  got: %s\n", prefix, s ? s : "(null)");
 	return ok;
+}
+
+/* The newest audit entries as JSON (malloc'd). */
+static char *audit_tail(size_t n)
+{
+	struct buf b;
+	char *s;
+
+	buf_init(&b, 1 << 20);
+	T_OK(audit_tail_json(g_st, n, &b));
+	s = strdup(buf_str(&b));
+	buf_free(&b);
+	return s;
 }
 
 /* ------------------------------------------------------------- tests */
@@ -365,15 +420,18 @@ T_TEST(t_hostile_inputs)
 	char err[256], big[DISK_BODY_MAX + 64];
 	int status;
 	size_t i;
+	uint64_t na0 = 0, na1 = 0, calls = 0;
 
 	if (!d)
 		return;
 	fixtures();
 	buf_init(&data, DISK_DATA_MAX);
 	rec_clear();
+	T_OK(audit_count(g_st, &na0));
 	for (i = 0; assign_bad[i]; i++) {
 		status = 0;
 		T_OK(disk_assign(d, 101, assign_bad[i], strlen(assign_bad[i]), &status, &data, err, sizeof err));
+		calls++;
 		if (status != 400)
 			fprintf(stderr, "  assign body %zu: status %d\n", i, status);
 		T_EQ_INT(status, 400);
@@ -383,14 +441,23 @@ T_TEST(t_hostile_inputs)
 	for (i = 0; eject_bad[i]; i++) {
 		status = 0;
 		T_OK(disk_eject(d, 101, eject_bad[i], strlen(eject_bad[i]), &status, &data, err, sizeof err));
+		calls++;
 		T_EQ_INT(status, 400);
 	}
 	memset(big, ' ', sizeof big);
 	memcpy(big, "{\"where\":\"/data\"}", 17);
 	T_OK(disk_eject(d, 101, big, sizeof big, &status, &data, err, sizeof err));
 	T_EQ_INT(status, 400);
-	/* nothing ran at all: no probe, no mount, no pct */
+	/* nothing ran at all: no probe, no mount, no pct; each refusal audited */
 	T_CHECK(rec_absent());
+	T_OK(audit_count(g_st, &na1));
+	T_EQ_INT((long long)(na1 - na0), (long long)(calls + 1));
+	{
+		char *t = audit_tail(1);
+		T_CHECK(contains(t, "\"decision\":\"rejected\",\"op\":\"disk_eject\",\"guest_id\":101,"));
+		T_CHECK(contains(t, "\"outcome\":\"rejected\",\"reason\":\"400 "));
+		free(t);
+	}
 
 	/* format: hostile device names and fstypes answer a FormatResult */
 	{
@@ -449,6 +516,11 @@ T_TEST(t_assign_and_eject)
 	free(text);
 	T_CHECK(sim_control(&g_sim, "GET", "/guests", NULL, resp, sizeof resp) == 200);
 	T_CHECK(contains(resp, "/mnt/felhom/" HEX_C ",mp=/data/media"));
+	/* audited: who, what, the outcome */
+	got = audit_tail(1);
+	T_CHECK(contains(got, "\"decision\":\"benign\",\"op\":\"disk_assign\",\"guest_id\":101,\"signer_key_id\":\"\","
+			      "\"outcome\":\"executed\",\"reason\":\"200 uuid:" UUID_C " (/dev/sdc) at /data/media as mp0\"}"));
+	free(got);
 
 	/* now the host shows the mount; the same request again changes nothing */
 	lsblk_fixture(true);
@@ -494,6 +566,10 @@ T_TEST(t_assign_and_eject)
 	T_OK(disk_eject(d, 102, e2, strlen(e2), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 200);
 	T_EQ_STR(buf_str(&data), "{\"vmid\":102,\"ejected\":\"/media\",\"dependent_guests\":[]}");
+	got = audit_tail(1);
+	T_CHECK(contains(got, "\"decision\":\"benign\",\"op\":\"disk_eject\",\"guest_id\":102,\"signer_key_id\":\"\","
+			      "\"outcome\":\"executed\",\"reason\":\"200 /mnt/felhom/" HEX_C " at /media (mp0)\"}"));
+	free(got);
 	got = rec();
 	T_EQ_STR(got, "pct\nset\n102\n-delete\nmp0\n--\n"
 		      "systemctl\ndisable\n--now\nmnt-felhom-" HEX_C ".mount\n--\n"
@@ -553,8 +629,16 @@ T_TEST(t_format_blank_and_refused)
 	T_EQ_INT(status, 200);
 	T_EQ_STR(buf_str(&data), "{\"vmid\":101,\"device\":\"/dev/sdb\",\"formatted\":true,\"data_bearing\":false,"
 				 "\"reason\":\"formatted ext4; durable_id uuid:" UUID_NEW "\"}");
-	T_EQ_INT(rec_count("lsblk\n"), 1);
-	T_EQ_INT(rec_count("mkfs\n-t\next4\n/dev/sdb\n--\n"), 1);
+	/* one look to decide, one right before mkfs; mkfs on the by-id name */
+	T_EQ_INT(rec_count("lsblk\n"), 2);
+	{
+		char want[600];
+		snprintf(want, sizeof want, "mkfs\n-t\next4\n%s\n--\n", g_byid_dev ? "" : "/dev/sdb");
+		if (g_byid_dev)
+			snprintf(want, sizeof want, "mkfs\n-t\next4\n%s/ata-DISK_SERB\n--\n", g_byid);
+		T_EQ_INT(rec_count(want), 1);
+		T_EQ_INT(rec_count("mkfs\n"), 1);
+	}
 	/* at once in /disks as a filesystem */
 	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
 	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdb\",\"type\":\"local-dir\",\"state\":\"available\","
@@ -585,6 +669,11 @@ T_TEST(t_format_blank_and_refused)
 	T_EQ_INT(pd.vmid, 102);
 	T_EQ_INT(pd.expires_at, g_now + 3600);
 	T_CHECK(!pd.running);
+	got = audit_tail(1);
+	T_CHECK(contains(got, "\"decision\":\"pending_signature\",\"op\":\"disk_format\",\"guest_id\":102,"));
+	T_CHECK(contains(got, "\"outcome\":\"pending_signature\",\"reason\":\"403 device /dev/sdd fstype xfs; "
+			      "pending storage_wipe byid:ata-DISK_SERD: device is data-bearing (partition table (gpt))"));
+	free(got);
 
 	/* data-bearing without a by-id name: refused, nothing to bind a wipe to */
 	T_OK(disk_format(d, 101, fe, strlen(fe), &status, &data, err, sizeof err));
@@ -769,6 +858,462 @@ T_TEST(t_wipe_executor)
 	disk_free(d);
 }
 
+/* ------------------------------------------------ the security findings */
+
+#define UUID_BT "dddddddd-0000-4000-8000-00000000b7f5"
+#define ESP_GUID "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+
+static void host_fixture(const char *rows)
+{
+	char text[16384];
+
+	snprintf(text, sizeof text, "{\"blockdevices\":[%s]}\n", rows[0] == ',' ? rows + 1 : rows);
+	fx_write("lsblk.json", text);
+}
+
+/* fx/lsblk.json with its first `from` replaced by `to`, as the Nth lsblk
+ * answer from now on. */
+static void lsblk_later(int nth, const char *from, const char *to)
+{
+	char path[400], name[32], *text, *at, out[16384];
+
+	snprintf(path, sizeof path, "%s/lsblk.json", g_fb.fx);
+	text = t_slurp(path, NULL);
+	T_CHECK(text != NULL);
+	if (!text)
+		return;
+	at = strstr(text, from);
+	T_CHECK(at != NULL);
+	if (at) {
+		snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+		snprintf(name, sizeof name, "lsblk.json.%d", nth);
+		fx_write(name, out);
+	}
+	fx_write("lsblk_n", "0");
+	free(text);
+}
+
+static void lsblk_later_clear(int nth)
+{
+	char name[32];
+
+	snprintf(name, sizeof name, "lsblk.json.%d", nth);
+	fx_rm(name);
+	fx_rm("lsblk_n");
+}
+
+/* finding 1: a ZFS-root system disk (nothing mounted by device), an ESP
+ * known only from lsblk's PARTTYPE or only from blkid's PART_ENTRY_TYPE,
+ * a multi-device btrfs the host mounted through its other device */
+T_TEST(t_system_disks_never_offered)
+{
+	static const char *const devs[] = { "/dev/sda", "/dev/sda1", "/dev/sda2", "sda3", "byid:ata-SYS_SERA",
+					    "/dev/sdh", "/dev/sdh1", "/dev/sdm", "/dev/sdm1", "/dev/sdj", NULL };
+	static const char *const uuids[] = { "ABCD-2222", "ABCD-1111", "ABCD-3333", UUID_BT, NULL };
+	static const char *const byids[] = { "byid:ata-SYS_SERA", "byid:ata-DISK_SERH", "byid:ata-DISK_SERM",
+					     "byid:ata-DISK_SERJ", NULL };
+	struct disk *d = mk_disk(true);
+	char rows[8192] = "", err[256], body[256];
+	struct disk_pending pd;
+	struct buf data;
+	int status = 0;
+	size_t i;
+	const char *s;
+
+	if (!d)
+		return;
+	fixtures();
+	T_OK(disk_pending_prune(d, INT64_MAX, NULL));
+	/* sda: Proxmox on ZFS, lsblk without a PARTTYPE column */
+	xrow(rows, sizeof rows, "sda", NULL, "disk", "256060514304", "SERA", NULL, NULL, NULL, NULL, NULL);
+	xrow(rows, sizeof rows, "sda1", "sda", "part", "1031168", NULL, NULL, NULL, NULL, NULL, NULL);
+	xrow(rows, sizeof rows, "sda2", "sda", "part", "536870912", NULL, "vfat", "ABCD-2222", NULL, NULL, NULL);
+	xrow(rows, sizeof rows, "sda3", "sda", "part", "255522586624", NULL, "zfs_member", "1234567890", "rpool",
+	     NULL, NULL);
+	/* a spare blank disk: still offered */
+	xrow(rows, sizeof rows, "sdb", NULL, "disk", "107374182400", "SERB", NULL, NULL, NULL, NULL, NULL);
+	/* sdh: an ESP by lsblk's PARTTYPE; sdm: an ESP only blkid names */
+	xrow(rows, sizeof rows, "sdh", NULL, "disk", "64023257088", "SERH", NULL, NULL, NULL, NULL, NULL);
+	xrow(rows, sizeof rows, "sdh1", "sdh", "part", "536870912", NULL, "vfat", "ABCD-1111", NULL, ESP_GUID, NULL);
+	xrow(rows, sizeof rows, "sdm", NULL, "disk", "64023257088", "SERM", NULL, NULL, NULL, NULL, NULL);
+	xrow(rows, sizeof rows, "sdm1", "sdm", "part", "536870912", NULL, NULL, NULL, NULL, NULL, NULL);
+	/* sdi+sdj: one btrfs, the host mounted it through sdi */
+	xrow(rows, sizeof rows, "sdi", NULL, "disk", "1000204886016", "SERI", "btrfs", UUID_BT, NULL, NULL,
+	     "/srv/pool");
+	xrow(rows, sizeof rows, "sdj", NULL, "disk", "1000204886016", "SERJ", "btrfs", UUID_BT, NULL, NULL, NULL);
+	host_fixture(rows);
+	fx_write("blkid_dev_sda", "DEVNAME=/dev/sda\nPTUUID=77\nPTTYPE=gpt\n");
+	fx_write("blkid_dev_sda1", "DEVNAME=/dev/sda1\nPART_ENTRY_SCHEME=gpt\n"
+				   "PART_ENTRY_TYPE=21686148-6449-6e6f-744e-656564454649\n");
+	fx_write("blkid_dev_sda2", "DEVNAME=/dev/sda2\nUUID=ABCD-2222\nTYPE=vfat\nUSAGE=filesystem\n"
+				   "PART_ENTRY_TYPE=c12a7328-f81f-11d2-ba4b-00a0c93ec93b\n");
+	fx_write("blkid_dev_sda3", "DEVNAME=/dev/sda3\nLABEL=rpool\nUUID=1234567890\nTYPE=zfs_member\n"
+				   "USAGE=filesystem\n");
+	fx_write("blkid_dev_sdm", "DEVNAME=/dev/sdm\nPTUUID=78\nPTTYPE=gpt\n");
+	fx_write("blkid_dev_sdm1", "DEVNAME=/dev/sdm1\nUUID=ABCD-3333\nTYPE=vfat\nUSAGE=filesystem\n"
+				   "PART_ENTRY_SCHEME=gpt\nPART_ENTRY_TYPE=c12a7328-f81f-11d2-ba4b-00a0c93ec93b\n");
+	fx_write("blkid_dev_sdi", "DEVNAME=/dev/sdi\nUUID=" UUID_BT "\nTYPE=btrfs\nUSAGE=filesystem\n");
+	fx_write("blkid_dev_sdj", "DEVNAME=/dev/sdj\nUUID=" UUID_BT "\nTYPE=btrfs\nUSAGE=filesystem\n");
+	byid_link("ata-SYS_SERA", "/dev/sda");
+	byid_link("ata-DISK_SERH", "/dev/sdh");
+	byid_link("ata-DISK_SERM", "/dev/sdm");
+	byid_link("ata-DISK_SERJ", "/dev/sdj");
+	buf_init(&data, DISK_DATA_MAX);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	s = buf_str(&data);
+	T_CHECK(contains(s, "{\"name\":\"sdb\",\"type\":\"disk\",\"state\":\"available\""));
+	T_CHECK(!strstr(s, "\"sda") && !strstr(s, "\"sdh") && !strstr(s, "\"sdm") && !strstr(s, "\"sdi") &&
+		!strstr(s, "\"sdj") && !strstr(s, "ABCD-") && !strstr(s, UUID_BT));
+	rec_clear();
+	for (i = 0; devs[i]; i++) {
+		snprintf(body, sizeof body, "{\"device\":\"%s\",\"fstype\":\"ext4\"}", devs[i]);
+		status = 0;
+		T_OK(disk_format(d, 101, body, strlen(body), &status, &data, err, sizeof err));
+		if (status != 404)
+			fprintf(stderr, "  format %s: %d %s\n", devs[i], status, err);
+		T_EQ_INT(status, 404);
+		T_CHECK(!strstr(buf_str(&data), "pending_op"));
+	}
+	snprintf(body, sizeof body, "{\"device\":\"/dev/sda\",\"fstype\":\"ext4\"}");
+	T_OK(disk_format(d, 101, body, strlen(body), &status, &data, err, sizeof err));
+	T_CHECK(contains(err, "zfs_member"));
+	snprintf(body, sizeof body, "{\"device\":\"/dev/sdj\",\"fstype\":\"ext4\"}");
+	T_OK(disk_format(d, 101, body, strlen(body), &status, &data, err, sizeof err));
+	T_CHECK(contains(err, "shares its filesystem UUID with the host-mounted /dev/sdi"));
+	/* refused formats are audited as rejected */
+	{
+		char *t = audit_tail(1);
+		T_CHECK(contains(t, "\"decision\":\"rejected\",\"op\":\"disk_format\",\"guest_id\":101,"));
+		T_CHECK(contains(t, "\"outcome\":\"rejected\",\"reason\":\"404 device /dev/sdj fstype ext4: "
+				    "device is not offered (shares its filesystem UUID"));
+		free(t);
+	}
+	for (i = 0; uuids[i]; i++) {
+		snprintf(body, sizeof body, "{\"uuid\":\"%s\",\"where\":\"/data/x\",\"fstype\":\"\",\"options\":\"\"}",
+			 uuids[i]);
+		status = 0;
+		T_OK(disk_assign(d, 101, body, strlen(body), &status, &data, err, sizeof err));
+		T_EQ_INT(status, 404);
+	}
+	/* nothing ran but looks: no mkfs, no wipe, no mount, no pct */
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
+	T_EQ_INT(rec_count("install\n"), 0);
+	T_EQ_INT(rec_count("systemctl\n"), 0);
+	T_EQ_INT(rec_count("pct\n"), 0);
+	for (i = 0; byids[i]; i++)
+		T_ERR(disk_pending_get(d, byids[i], &pd), FH_ERR_NOT_FOUND);
+	buf_free(&data);
+	disk_free(d);
+}
+
+/* finding 2: devices LXC guests use directly (devN, device mount points,
+ * by-id and by-uuid names) */
+T_TEST(t_guest_devices_never_offered)
+{
+	struct disk *d = mk_disk(true);
+	struct gate_action a;
+	struct sig_verified vd;
+	struct buf data;
+	char err[256], why[256];
+	int status = 0;
+	const char *s;
+	const char *fb = "{\"device\":\"/dev/sdb\",\"fstype\":\"ext4\"}";
+	const char *fc = "{\"device\":\"/dev/sdc\",\"fstype\":\"ext4\"}";
+	const char *fd = "{\"device\":\"sdd\",\"fstype\":\"ext4\"}";
+	const char *a1 = "{\"uuid\":\"" UUID_C "\",\"where\":\"/data/media\",\"fstype\":\"\",\"options\":\"\"}";
+
+	if (!d)
+		return;
+	fixtures();
+	T_OK(disk_pending_prune(d, INT64_MAX, NULL));
+	buf_init(&data, DISK_DATA_MAX);
+	/* a refusal recorded before sdd's partition went to a guest */
+	T_OK(disk_format(d, 101, fd, strlen(fd), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 403);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":102,\"config\":{\"dev0\":\"/dev/sdb,mode=0660\"}}",
+			     NULL, 0), 200);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest",
+			     "{\"vmid\":103,\"config\":{\"mp4\":\"/dev/disk/by-id/ata-DISK_SERD-part1,mp=/x\"}}", NULL, 0),
+		 200);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest",
+			     "{\"vmid\":101,\"config\":{\"mp5\":\"volume=/dev/disk/by-uuid/" UUID_C ",mp=/y\"}}", NULL, 0),
+		 200);
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	s = buf_str(&data);
+	T_CHECK(contains(s, "{\"name\":\"sde\""));
+	T_CHECK(!strstr(s, "\"sdb\"") && !strstr(s, "\"sdc\"") && !strstr(s, "\"sdd\"") && !strstr(s, "\"sdd1\""));
+	rec_clear();
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 404);
+	T_CHECK(contains(err, "used directly by guest 102 (dev0)"));
+	T_OK(disk_format(d, 101, fc, strlen(fc), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 404);
+	T_CHECK(contains(err, "used directly by guest 101 (mp5)"));
+	T_OK(disk_format(d, 101, fd, strlen(fd), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 404);
+	T_CHECK(contains(err, "used directly by guest 103 (mp4)"));
+	T_OK(disk_assign(d, 102, a1, strlen(a1), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 404);
+	/* the signed wipe of sdd is refused too */
+	wipe_action(&a, &vd, "byid:ata-DISK_SERD", NULL);
+	{
+		struct disk_opts o;
+		struct disk *dw = NULL;
+		memset(&o, 0, sizeof o);
+		o.priv = &g_privo;
+		o.pve = &g_po;
+		o.st = g_st;
+		o.host_id = "host-7f3a";
+		o.unit_stage_dir = g_stage;
+		o.by_id_dir = g_byid;
+		o.sys_block_dir = g_sys;
+		o.now = fake_now;
+		T_OK(disk_new(&o, &dw, why, sizeof why));
+		if (dw) {
+			T_ERR(disk_exec_wipe(dw, &a, &vd, why, sizeof why), FH_ERR_INVAL);
+			T_CHECK(contains(why, "guest 103 (mp4)"));
+			disk_free(dw);
+		}
+	}
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
+	T_EQ_INT(rec_count("install\n"), 0);
+	T_EQ_INT(rec_count("pct\n"), 0);
+	/* a guest config that cannot be read: which devices are used is
+	 * unknown, so nothing is answered */
+	T_CHECK(sim_control(&g_sim, "POST", "/fault",
+			    "{\"method\":\"GET\",\"path_regex\":\"/lxc/102/config$\",\"status\":500,\"count\":-1}", NULL,
+			    0) == 200);
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 503);
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	T_CHECK(sim_control(&g_sim, "POST", "/reset", "{}", NULL, 0) == 200);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":102,\"config\":{\"dev0\":null}}", NULL, 0), 200);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":103,\"config\":{\"mp4\":null}}", NULL, 0), 200);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":101,\"config\":{\"mp5\":null}}", NULL, 0), 200);
+	/* all free again */
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdb\""));
+	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdd1\""));
+	T_OK(disk_pending_prune(d, INT64_MAX, NULL));
+	buf_free(&data);
+	disk_free(d);
+}
+
+/* finding 3: right before mkfs the device is looked at again */
+T_TEST(t_format_rechecks_before_mkfs)
+{
+	struct disk *d = mk_disk(false);
+	struct buf data;
+	char err[256], holders[400];
+	int status = 0;
+	const char *fb = "{\"device\":\"/dev/sdb\",\"fstype\":\"ext4\"}";
+
+	if (!d)
+		return;
+	fixtures();
+	buf_init(&data, DISK_DATA_MAX);
+	rec_clear();
+	/* another disk in sdb's place between the probe and mkfs */
+	lsblk_later(2, "\"SERB\"", "\"SERX\"");
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	T_CHECK(contains(err, "changed since it was probed"));
+	T_EQ_INT(rec_count("lsblk\n"), 2);
+	/* another size */
+	lsblk_later(2, "107374182400", "107374182912");
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	/* a partition table appeared */
+	lsblk_later(2, "\"name\":\"sdb\",\"path\":\"/dev/sdb\",\"pkname\":null,\"type\":\"disk\",\"size\":107374182400,"
+		       "\"ro\":false,\"rm\":false,\"rota\":true,\"tran\":\"sata\",\"serial\":\"SERB\",\"fstype\":null,"
+		       "\"uuid\":null,\"label\":null,\"pttype\":null",
+		    "\"name\":\"sdb\",\"path\":\"/dev/sdb\",\"pkname\":null,\"type\":\"disk\",\"size\":107374182400,"
+		    "\"ro\":false,\"rm\":false,\"rota\":true,\"tran\":\"sata\",\"serial\":\"SERB\",\"fstype\":null,"
+		    "\"uuid\":null,\"label\":null,\"pttype\":\"gpt\"");
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	lsblk_later_clear(2);
+	/* something holds it (a device-mapper or md device on top) */
+	snprintf(holders, sizeof holders, "%s/sdb", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	snprintf(holders, sizeof holders, "%s/sdb/holders", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	snprintf(holders, sizeof holders, "%s/sdb/holders/dm-7", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	T_CHECK(contains(err, "held by dm-7"));
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	rmdir(holders);
+	/* unchanged: formatted */
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	T_EQ_INT(rec_count("mkfs\n"), 1);
+	{
+		char *t = audit_tail(1);
+		T_CHECK(contains(t, "\"decision\":\"benign\",\"op\":\"disk_format\",\"guest_id\":101,"));
+		T_CHECK(contains(t, "\"outcome\":\"executed\",\"reason\":\"200 device /dev/sdb (mkfs on "));
+		free(t);
+	}
+	buf_free(&data);
+	disk_free(d);
+}
+
+/* finding 4: the whole tree is checked before the first wipefs */
+T_TEST(t_wipe_preflight)
+{
+	struct disk *d = mk_disk(false);
+	struct gate_action a;
+	struct sig_verified vd;
+	struct disk_pending pd;
+	struct buf data;
+	char rows[2048] = "", err[256], why[256], holders[400];
+	int status = 0;
+	char *got;
+	const char *fd = "{\"device\":\"/dev/sdd\",\"fstype\":\"ext4\"}";
+
+	if (!d)
+		return;
+	fixtures();
+	T_OK(disk_pending_prune(d, INT64_MAX, NULL));
+	xrow(rows, sizeof rows, "sdd2", "sdd", "part", "1048576", NULL, NULL, NULL, NULL, NULL, NULL);
+	lsblk_fixture_to("lsblk.json", false, rows);
+	fx_write("blkid_dev_sdd2", "DEVNAME=/dev/sdd2\nUUID=" UUID_NEW "\nTYPE=ext4\nUSAGE=filesystem\n");
+	buf_init(&data, DISK_DATA_MAX);
+	T_OK(disk_format(d, 101, fd, strlen(fd), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 403);
+	/* sdd2 is busy: held by md0, and wipefs -a on it would fail */
+	fake("wipefs", "if [ \"$1\" = --no-act ]; then f=\"$FX/wipefs$(printf %s \"$3\" | /usr/bin/tr / _)\"; "
+		       "[ -f \"$f\" ] && /bin/cat \"$f\"; exit 0; fi\n"
+		       "if [ \"$1\" = -a ]; then [ \"$2\" = /dev/sdd2 ] && exit 1; s=$(printf %s \"$2\" | /usr/bin/tr / _); "
+		       "/bin/rm -f \"$FX/wipefs$s\" \"$FX/blkid$s\" \"$FX/data$s\"; exit 0; fi\nexit 1");
+	snprintf(holders, sizeof holders, "%s/sdd2", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	snprintf(holders, sizeof holders, "%s/sdd2/holders", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	snprintf(holders, sizeof holders, "%s/sdd2/holders/md0", g_sys);
+	T_CHECK(mkdir(holders, 0755) == 0);
+	wipe_action(&a, &vd, "byid:ata-DISK_SERD", NULL);
+	rec_clear();
+	T_ERR(disk_exec_wipe(d, &a, &vd, why, sizeof why), FH_ERR_INVAL);
+	T_CHECK(contains(why, "/dev/sdd2 is held by md0"));
+	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	T_OK(disk_pending_get(d, "byid:ata-DISK_SERD", &pd));
+	T_CHECK(!pd.running);
+	rmdir(holders);
+	install_fakes();
+	/* a pool member only blkid sees (lsblk's udev data is stale) */
+	fx_write("blkid_dev_sdd2", "DEVNAME=/dev/sdd2\nLABEL=tank\nUUID=99\nTYPE=zfs_member\nUSAGE=filesystem\n");
+	rec_clear();
+	T_ERR(disk_exec_wipe(d, &a, &vd, why, sizeof why), FH_ERR_INVAL);
+	T_CHECK(contains(why, "ZFS pool tank (not imported)"));
+	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
+	T_OK(disk_pending_get(d, "byid:ata-DISK_SERD", &pd));
+	T_CHECK(!pd.running);
+	/* all clear: every partition, then the disk, then mkfs */
+	fx_write("blkid_dev_sdd2", "DEVNAME=/dev/sdd2\nUUID=" UUID_NEW "\nTYPE=ext4\nUSAGE=filesystem\n");
+	rec_clear();
+	T_OK(disk_exec_wipe(d, &a, &vd, why, sizeof why));
+	got = fakebin_select(&g_fb, (const char *const[]){ "wipefs\n-a\n", "mkfs\n", NULL });
+	T_EQ_STR(got, "wipefs\n-a\n/dev/sdd1\n--\nwipefs\n-a\n/dev/sdd2\n--\nwipefs\n-a\n/dev/sdd\n--\n"
+		      "mkfs\n-t\next4\n/dev/sdd\n--\n");
+	free(got);
+	lsblk_fixture(false);
+	fx_rm("blkid_dev_sdd2");
+	buf_free(&data);
+	disk_free(d);
+}
+
+/* finding 5: a filesystem UUID on two devices is never mounted by UUID */
+T_TEST(t_assign_duplicate_uuid)
+{
+	struct disk *d = mk_disk(true);
+	struct buf data;
+	char rows[2048] = "", err[256];
+	int status = 0;
+	const char *a1 = "{\"uuid\":\"" UUID_C "\",\"where\":\"/data/media\",\"fstype\":\"ext4\",\"options\":\"\"}";
+
+	if (!d)
+		return;
+	fixtures();
+	buf_init(&data, DISK_DATA_MAX);
+	/* a clone of sdc's filesystem on sdk, seen by blkid */
+	xrow(rows, sizeof rows, "sdk", NULL, "disk", "64023257088", "SERK", NULL, NULL, NULL, NULL, NULL);
+	lsblk_fixture_to("lsblk.json", false, rows);
+	fx_write("blkid_dev_sdk", "DEVNAME=/dev/sdk\nUUID=" UUID_C "\nTYPE=ext4\nUSAGE=filesystem\n");
+	rec_clear();
+	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	T_CHECK(contains(err, "is on more than one device"));
+	/* seen by lsblk only */
+	fx_rm("blkid_dev_sdk");
+	rows[0] = '\0';
+	xrow(rows, sizeof rows, "sdk", NULL, "disk", "64023257088", "SERK", "ext4", UUID_C, NULL, NULL, NULL);
+	lsblk_fixture_to("lsblk.json", false, rows);
+	disk_invalidate(d);
+	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 409);
+	T_EQ_INT(rec_count("install\n"), 0);
+	T_EQ_INT(rec_count("systemctl\n"), 0);
+	T_EQ_INT(rec_count("pct\n"), 0);
+	{
+		char *t = audit_tail(1);
+		T_CHECK(contains(t, "\"decision\":\"rejected\",\"op\":\"disk_assign\",\"guest_id\":101,"));
+		T_CHECK(contains(t, "\"reason\":\"409 uuid:" UUID_C " at /data/media: filesystem uuid"));
+		free(t);
+	}
+	lsblk_fixture(false);
+	buf_free(&data);
+	disk_free(d);
+}
+
+/* finding 7: a short or empty sample is never "all zero" */
+T_TEST(t_short_sample_is_data_bearing)
+{
+	struct disk *d = mk_disk(false);
+	struct buf data;
+	char err[256];
+	int status = 0;
+	const char *fb = "{\"device\":\"/dev/sdb\",\"fstype\":\"ext4\"}";
+
+	if (!d)
+		return;
+	fixtures();
+	buf_init(&data, DISK_DATA_MAX);
+	fake("dd", "/usr/bin/head -c 1000 /dev/zero");
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdb\",\"type\":\"disk\",\"state\":\"available\","
+					  "\"backing_device\":\"/dev/sdb\",\"mount_path\":\"\",\"class\":\"slow\","
+					  "\"data_bearing\":true,\"data_reason\":\"probe failed: read 1000 of 1048576 "
+					  "bytes at 0 MiB\""));
+	rec_clear();
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	fake("dd", "exit 0");
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "\"data_bearing\":true,\"data_reason\":\"probe failed: read 0 of 1048576 "
+					  "bytes at 0 MiB\""));
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	install_fakes();
+	buf_free(&data);
+	disk_free(d);
+}
+
 /* ------------------------------------------------------- real loop devices */
 
 static int run(const char *const argv[], char **out)
@@ -814,7 +1359,8 @@ T_TEST(t_real_loop_devices)
 			return;
 		}
 	}
-	snprintf(byid, sizeof byid, "%s/loop-by-id", g_dir);
+	/* below /dev when possible: mkfs then runs on the by-id link */
+	snprintf(byid, sizeof byid, "%s/loop-by-id", g_shm[0] ? g_shm : g_dir);
 	mkdir(byid, 0755);
 	for (i = 0; i < 3; i++) {
 		FILE *f;
@@ -894,6 +1440,13 @@ T_TEST(t_real_loop_devices)
 	T_OK(disk_format(d, 101, body, strlen(body), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 200);
 	T_CHECK(contains(buf_str(&data), "\"formatted\":true,\"data_bearing\":false,\"reason\":\"formatted ext4; durable_id uuid:"));
+	if (g_shm[0]) {
+		char *t = audit_tail(1), want[600];
+		snprintf(want, sizeof want, "\"reason\":\"200 device %s (mkfs on %s/felhomtest-blank) fstype ext4", loop[2],
+			 byid);
+		T_CHECK(contains(t, want));
+		free(t);
+	}
 	/* the partitioned one is refused, then wiped through a signed op */
 	snprintf(body, sizeof body, "{\"device\":\"byid:%s\",\"fstype\":\"ext4\"}", names[1]);
 	T_OK(disk_format(d, 101, body, strlen(body), &status, &data, err, sizeof err));
@@ -940,10 +1493,19 @@ int main(void)
 	struct store_opts so;
 
 	t_tmpdir(g_dir, sizeof g_dir);
-	snprintf(g_byid, sizeof g_byid, "%s/by-id", g_dir);
+	snprintf(g_shm, sizeof g_shm, "/dev/shm/felhom-disk-XXXXXX");
+	if (mkdtemp(g_shm)) {
+		g_byid_dev = true;
+		snprintf(g_byid, sizeof g_byid, "%s/by-id", g_shm);
+	} else {
+		g_shm[0] = '\0';
+		snprintf(g_byid, sizeof g_byid, "%s/by-id", g_dir);
+		printf("by-id links below /dev: not available (no writable /dev/shm); mkfs-by-id checks not run\n");
+	}
 	snprintf(g_db, sizeof g_db, "%s/db", g_dir);
 	snprintf(g_stage, sizeof g_stage, "%s/units", g_dir);
-	if (fakebin_init(&g_fb, g_dir) || mkdir(g_byid, 0755)) {
+	snprintf(g_sys, sizeof g_sys, "%s/sys", g_dir);
+	if (fakebin_init(&g_fb, g_dir) || mkdir(g_byid, 0755) || mkdir(g_sys, 0755)) {
 		perror("mkdir");
 		return 1;
 	}
@@ -978,10 +1540,20 @@ int main(void)
 	}
 	T_RUN(t_pending_durable_and_expiry);
 	T_RUN(t_wipe_executor);
+	if (g_have_sim) {
+		T_RUN(t_system_disks_never_offered);
+		T_RUN(t_guest_devices_never_offered);
+		T_RUN(t_assign_duplicate_uuid);
+	}
+	T_RUN(t_format_rechecks_before_mkfs);
+	T_RUN(t_wipe_preflight);
+	T_RUN(t_short_sample_is_data_bearing);
 	T_RUN(t_real_loop_devices);
 
 	sim_stop(&g_sim);
 	store_close(g_st);
 	nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (g_shm[0])
+		nftw(g_shm, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return t_done();
 }

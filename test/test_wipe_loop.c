@@ -264,7 +264,7 @@ static int hub_results(const char *id, char *outcome, size_t olen, char *reason,
 
 struct stack {
 	bool real;
-	char root[300], state[320], db[340], units[340], byid[320];
+	char root[300], state[320], db[340], units[340], byid[320], sys[320];
 	char dev[64], other[64];              /* the data-bearing device, another one */
 	char name[64], other_name[64];        /* their by-id names */
 	const char *pttype;                   /* the device's partition table */
@@ -376,7 +376,9 @@ static int stack_open(struct stack *s, bool real)
 	snprintf(s->db, sizeof(s->db), "%s/db", s->state);
 	snprintf(s->units, sizeof(s->units), "%s/units", s->state);
 	snprintf(s->byid, sizeof(s->byid), "%s/by-id", s->root);
-	if (mkdir(s->root, 0700) || mkdir(s->state, 0700) || mkdir(s->byid, 0755) || fakebin_init(&s->fb, s->root))
+	snprintf(s->sys, sizeof(s->sys), "%s/sys", s->root);
+	if (mkdir(s->root, 0700) || mkdir(s->state, 0700) || mkdir(s->byid, 0755) || mkdir(s->sys, 0755) ||
+	    fakebin_init(&s->fb, s->root))
 		return -1;
 	if (real)
 		real_host(s);
@@ -416,6 +418,8 @@ static int stack_open(struct stack *s, bool real)
 	dko.unit_stage_dir = s->units;
 	dko.by_id_dir = s->byid;
 	dko.include_loop = real;
+	if (!real)
+		dko.sys_block_dir = s->sys; /* no holders: the fake devices are not this machine's */
 	if (disk_new(&dko, &s->dk, why, sizeof(why))) {
 		fprintf(stderr, "disk_new: %s\n", why);
 		return -1;
