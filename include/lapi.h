@@ -144,9 +144,9 @@ struct lapi_backend {
  * (len <= HTTPREQ_BODY_MAX, not NUL-terminated; empty for GET). It sets
  * *status (200..599), appends the JSON value of the envelope's "data" to
  * data (nothing: null) and, for an answer that is not 2xx, a one-line
- * reason to err (the envelope's "error"). A non-zero return with nothing
- * in data is answered 500 (503 for FH_ERR_TIMEOUT / FH_ERR_CANCELLED) with
- * the error's name. Without a disk backend the endpoints answer 501. */
+ * reason to err (the envelope's "error"). A non-zero return is answered
+ * 500 (503 for FH_ERR_TIMEOUT / FH_ERR_CANCELLED) with the error's name,
+ * whatever data holds. Without a disk backend the endpoints answer 501. */
 enum lapi_disk_op { LAPI_DISK_LIST = 0, LAPI_DISK_ASSIGN, LAPI_DISK_EJECT, LAPI_DISK_FORMAT };
 typedef int (*lapi_disks_fn)(void *ctx, enum lapi_disk_op op, int vmid, const char *body, size_t len, int *status,
 			     struct buf *data, char *err, size_t errlen);

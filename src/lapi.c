@@ -712,20 +712,20 @@ static void answer_disk(struct lapi *l, struct conn *c, const struct job *j)
 {
 	int st = j->hstatus;
 
-	if (j->rc && !j->data.len) {
+	if (j->rc) {     /* whatever data holds is partial */
 		bool unavail = j->rc == FH_ERR_TIMEOUT || j->rc == FH_ERR_CANCELLED;
 		respond_error(l, c, unavail ? 503 : 500,
 			      j->rc == FH_ERR_CANCELLED ? "disk management not available" : fh_strerror(j->rc));
 		return;
 	}
 	if (st < 200 || st > 599)
-		st = j->rc ? 500 : 200;
+		st = 200;
 	if (!utf8_valid(j->err, strlen(j->err))) {
 		respond_error(l, c, 500, "backend gave a string that is not UTF-8");
 		return;
 	}
-	respond_envelope(l, c, st, NULL, st < 300, st < 300 ? "" : j->err[0] ? j->err : fh_strerror(j->rc),
-			 j->data.data, j->data.len);
+	respond_envelope(l, c, st, NULL, st < 300, st < 300 ? "" : j->err[0] ? j->err : "error", j->data.data,
+			 j->data.len);
 }
 
 /* Renders a finished backend call as the answer of c. */
