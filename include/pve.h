@@ -133,6 +133,12 @@ struct pve_guest_config {
 };
 int pve_guest_config(struct pve_client *c, int vmid, struct pve_guest_config *out, struct pve_err *e);
 void pve_guest_config_free(struct pve_guest_config *cfg);
+/* QEMU VMs: GET /nodes/{node}/qemu (rows as pve_list_lxc's) and
+ * GET /nodes/{node}/qemu/{vmid}/config (key/value pairs; the LXC-specific
+ * fields of the struct stay unset or meaningless). Disk management reads
+ * them to never offer a device passed through to a VM. */
+int pve_list_qemu(struct pve_client *c, struct pve_guest **out, size_t *n, struct pve_err *e);
+int pve_qemu_config(struct pve_client *c, int vmid, struct pve_guest_config *out, struct pve_err *e);
 /* Value of a config key, or NULL. */
 const char *pve_guest_config_get(const struct pve_guest_config *cfg, const char *key);
 

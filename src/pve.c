@@ -758,7 +758,30 @@ static int64_t rootfs_gib(const char *v)
 	return (int64_t)(x + 0.999999);
 }
 
+int pve_list_qemu(struct pve_client *c, struct pve_guest **out, size_t *n, struct pve_err *e)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/nodes/%s/qemu", c->node);
+	return get_list(c, path, sizeof(**out), dec_guest, (void **)out, n, e);
+}
+
+static int config_of(struct pve_client *c, const char *kind, int vmid, struct pve_guest_config *out,
+		     struct pve_err *e);
+
 int pve_guest_config(struct pve_client *c, int vmid, struct pve_guest_config *out, struct pve_err *e)
+{
+	return config_of(c, "lxc", vmid, out, e);
+}
+
+int pve_qemu_config(struct pve_client *c, int vmid, struct pve_guest_config *out, struct pve_err *e)
+{
+	return config_of(c, "qemu", vmid, out, e);
+}
+
+/* GET /nodes/{node}/{kind}/{vmid}/config as key/value pairs. */
+static int config_of(struct pve_client *c, const char *kind, int vmid, struct pve_guest_config *out,
+		     struct pve_err *e)
 {
 	struct pve_guest_config g;
 	struct json *root = NULL;
@@ -772,7 +795,7 @@ int pve_guest_config(struct pve_client *c, int vmid, struct pve_guest_config *ou
 	if (r)
 		return r;
 	memset(&g, 0, sizeof(g));
-	snprintf(path, sizeof(path), "/nodes/%s/lxc/%d/config", c->node, vmid);
+	snprintf(path, sizeof(path), "/nodes/%s/%s/%d/config", c->node, kind, vmid);
 	r = request(c, "GET", path, NULL, &root, &data, e);
 	if (r)
 		return r;

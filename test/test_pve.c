@@ -137,6 +137,42 @@ T_TEST(t_reads)
 	pve_client_free(c);
 }
 
+/* QEMU VMs: the list and a VM's config as key/value pairs. */
+T_TEST(t_qemu_reads)
+{
+	struct pve_client *c = client_for(&S, T_PIN, NULL);
+	struct pve_err e;
+	struct pve_guest *g = NULL;
+	struct pve_guest_config cfg;
+	size_t n = 99;
+	char resp[256];
+
+	if (!c)
+		return;
+	T_OK(pve_list_qemu(c, &g, &n, &e));
+	T_EQ_INT(n, 0);
+	free(g);
+	g = NULL;
+	T_EQ_INT(sim_control(&S, "POST", "/vm",
+			     "{\"vmid\":300,\"config\":{\"name\":\"win\",\"scsi1\":\"/dev/disk/by-id/ata-X_1,size=100G\"}}",
+			     resp, sizeof(resp)),
+		 200);
+	T_OK(pve_list_qemu(c, &g, &n, &e));
+	T_EQ_INT(n, 1);
+	if (n == 1)
+		T_EQ_INT(g[0].vmid, 300);
+	free(g);
+	memset(&cfg, 0, sizeof(cfg));
+	T_OK(pve_qemu_config(c, 300, &cfg, &e));
+	T_EQ_STR(pve_guest_config_get(&cfg, "scsi1") ? pve_guest_config_get(&cfg, "scsi1") : "",
+		 "/dev/disk/by-id/ata-X_1,size=100G");
+	pve_guest_config_free(&cfg);
+	T_ERR(pve_qemu_config(c, 301, &cfg, &e), FH_ERR_HTTP_5XX);
+	T_ERR(pve_qemu_config(c, 7, &cfg, &e), FH_ERR_INVAL);
+	T_EQ_INT(sim_control(&S, "POST", "/vm", "{\"vmid\":300,\"config\":null}", resp, sizeof(resp)), 200);
+	pve_client_free(c);
+}
+
 T_TEST(t_pin_mismatch_sends_no_request)
 {
 	struct pve_client *c;
@@ -905,6 +941,7 @@ int main(void)
 		return 1;
 	}
 	T_RUN(t_reads);
+	T_RUN(t_qemu_reads);
 	T_RUN(t_pin_mismatch_sends_no_request);
 	T_RUN(t_trust_modes);
 	T_RUN(t_auth_errors);
