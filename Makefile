@@ -143,7 +143,8 @@ check: deps-check
 	$(MAKE) --no-print-directory tests
 	$(MAKE) --no-print-directory SANITIZE=address,undefined tests
 	rm -rf build/san-thread/test_*
-	$(MAKE) --no-print-directory SANITIZE=thread build/san-thread/felhom-agent $(addprefix build/san-thread/,$(TSAN_TESTS))
+	$(MAKE) --no-print-directory SANITIZE=thread build/san-thread/felhom-agent build/san-thread/felhom-opsign \
+	  $(addprefix build/san-thread/,$(TSAN_TESTS))
 	$(PYTHON) test/run build build/san-address-undefined build/san-thread
 
 # Reference servers and loaders for the benchmarks only (not for make check).

@@ -101,7 +101,7 @@ struct daemon_engine {
 /* Takes the engine lock, opens the store and the gate, and with with_recon
  * the engine (its Proxmox clients from the proxmox section, limits from
  * recon.*) and disk management (disk.h: privileged, proxmox,
- * storage.mount_root, units staged in STATE_DIR/units), which executes
+ * storage.mount_root), which executes
  * signed storage_wipe ops for the engine, and the backups of the local API
  * (backup.h: the backup section). why gets one line naming what failed. FH_ERR_LOCKED (another
  * process holds STATE_DIR), FH_ERR_CONFIG, FH_ERR_STORE, FH_ERR_IO,

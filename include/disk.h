@@ -5,8 +5,11 @@
  * docs/DISKS.md describes the behaviour for operators.
  *
  * Discovery runs `lsblk`, then per offered device `wipefs --no-act --json`
- * and `blkid -p` (and, for a device without any signature, four 1 MiB
- * samples through `dd`) — all through the privileged backend (priv.h). The
+ * and `blkid -p` (and, for a device without any signature, up to four 1 MiB
+ * samples, each `cmp`ed against /dev/zero as root: only the exit status
+ * comes back, no byte of the device; a device under 1 MiB cannot be
+ * sampled and is data-bearing) — all through the privileged backend
+ * (priv.h). The
  * agent decides data-bearing-ness itself; nothing the controller claims
  * is read. Never offered: the system disk (anything holding a mount that
  * is not below mount_root, swap included), a disk holding LVM, RAID or
@@ -26,10 +29,14 @@
  * guest); a failed audit write is logged and never changes the answer.
  *
  * Host mounts: one per filesystem, at MOUNT_ROOT/<fs uuid, hex only>, made
- * persistent as a systemd mount unit (written to unit_stage_dir, installed
- * root-owned to MOUNT_ROOT/.units/, `systemctl enable --now`), then bound
- * into the guest with `pct set VMID -mpN HOST,mp=WHERE`. `where` is always
- * the path inside the guest.
+ * persistent as a systemd mount unit that root writes from a fixed template
+ * to MOUNT_ROOT/.units/ and enables (`felhom-agent --mount-unit add
+ * MOUNT_ROOT UUID FSTYPE OPTIONS`, priv_mount_unit_add; mountunit.h), then
+ * bound into the guest with `pct set VMID -mpN HOST,mp=WHERE`. Eject's
+ * `--mount-unit remove MOUNT_ROOT HEX` stops, disables and deletes it. The
+ * host mount's options are the guest's list without ro/rw (read-only is the
+ * bind mount's ro=1, so guests sharing the mount keep their own mode).
+ * `where` is always the path inside the guest.
  *
  * The endpoint functions produce the HTTP status and the exact JSON `data`
  * value of the controller's shape (seeds/003, agentapi.DiskInfo,
@@ -75,8 +82,10 @@ struct disk_opts {
 					   device use can be checked: tests only) */
 	struct store *st;               /* required: STORE_DB_PENDING */
 	const char *host_id;            /* required: hub.host_id (the pending op's host_scope) */
-	const char *mount_root;         /* default "/mnt/felhom"; [A-Za-z0-9_/] only */
-	const char *unit_stage_dir;     /* default "/var/lib/felhom-agent/units" */
+	const char *mount_root;         /* default "/mnt/felhom"; must satisfy mountunit_valid_root
+					   (/mnt, /media or /srv plus [A-Za-z0-9_] components) */
+	const char *unit_stage_dir;     /* ignored (accepted for old callers): root writes the
+					   unit files itself (priv_mount_unit_add) */
 	const char *by_id_dir;          /* default "/dev/disk/by-id" */
 	const char *zfs_kstat_dir;      /* default "/proc/spl/kstat/zfs" (imported pools) */
 	const char *sys_block_dir;      /* default "/sys/class/block" (holders of a device) */
@@ -111,7 +120,8 @@ int disk_list(struct disk *d, int vmid, int *status, struct buf *data, char *err
 
 /* POST /disks/assign {uuid, where, fstype, options}: 200
  * {"vmid","durable_id","where","key":"mpN","host_path"}; 400 hostile or
- * malformed input (nothing run), 404 no offered filesystem with that
+ * malformed input, or a filesystem the mount unit helper would refuse (its
+ * UUID not of its type's shape; nothing run), 404 no offered filesystem with that
  * uuid, 409 where or the filesystem already attached differently / no
  * free mpN / the uuid is on more than one device (the mount unit names
  * /dev/disk/by-uuid/UUID, which could then be either), 500/502 a command failed (a host mount made by this call is

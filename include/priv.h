@@ -118,12 +118,6 @@ int priv_lsblk(struct priv *p, struct buf *out, struct priv_err *err);
 int priv_sample_is_zero(struct priv *p, const char *dev, uint64_t offset_mib, uint64_t mib, bool *zero,
 			struct priv_err *err);
 
-/* Superseded by priv_sample_is_zero and kept only until its last caller
- * moves: `dd if=DEV bs=1048576 skip=MIB count=1 iflag=fullblock
- * status=none` returns device bytes to the agent, so sudoers has no rule
- * for it any more (works in mode direct only). */
-int priv_read_sample(struct priv *p, const char *dev, uint64_t mib, struct buf *out, struct priv_err *err);
-
 /* `wipefs -a DEV`: erases every signature of DEV (the signed storage_wipe
  * only). Why not the API: Proxmox wipes only disks it is about to use. */
 int priv_wipefs_all(struct priv *p, const char *dev, struct priv_err *err);
@@ -152,22 +146,5 @@ int priv_mount_unit_add(struct priv *p, const char *mount_root, const char *uuid
  * that unit (succeeds doing nothing when it is not installed). HEX: 32 or 8
  * lower-case hex digits. Errors as for add. */
 int priv_mount_unit_remove(struct priv *p, const char *mount_root, const char *hex, struct priv_err *err);
-
-/* Superseded by priv_mount_unit_add/_remove and kept only until their last
- * caller moves; sudoers has no rules for them any more (a unit's content and
- * name chosen by the agent user would make it root), so they work in mode
- * direct only. unit names: [A-Za-z0-9_][A-Za-z0-9_-]*.mount, at most 200
- * bytes.
- *
- * `install -D -m 0644 SRC DST`: copies a unit file the agent wrote (SRC)
- * to a root-owned place (DST, same basename, not a system path). */
-int priv_unit_install(struct priv *p, const char *src, const char *dst, struct priv_err *err);
-/* `systemctl enable --now PATH`: links the unit file at PATH (not a
- * system path) into systemd's search path, enables and starts it. */
-int priv_unit_enable_now(struct priv *p, const char *unit_path, struct priv_err *err);
-/* `systemctl disable --now UNIT`: stops (unmounts) and unlinks a unit. */
-int priv_unit_disable_now(struct priv *p, const char *unit_name, struct priv_err *err);
-/* `rm -f -- PATH`: removes an installed unit file (PATH as for enable). */
-int priv_unit_remove(struct priv *p, const char *path, struct priv_err *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "mountunit.h"
 #include "tlspin.h"
 
 enum ktype { K_STR, K_SECRET, K_BOOL, K_INT, K_STRLIST, K_ADDRMAP, K_BACKUPMAP };
@@ -1018,9 +1019,9 @@ int cfg_validate(const struct cfg *c, unsigned need, char *err, size_t errlen)
 		errf(err, errlen, &o, find_key(NULL, "state_dir"), "want an absolute path");
 		return FH_ERR_CONFIG;
 	}
-	if (c->storage.mount_root[0] != '/' || strstr(c->storage.mount_root, "/..") ||
-	    strlen(c->storage.mount_root) > 1024) {
-		errf(err, errlen, &o, find_key("storage", "mount_root"), "want an absolute path without \"..\"");
+	if (!mountunit_valid_root(c->storage.mount_root)) {
+		errf(err, errlen, &o, find_key("storage", "mount_root"),
+		     "want /mnt, /media or /srv followed by [A-Za-z0-9_] components");
 		return FH_ERR_CONFIG;
 	}
 	if (c->backup.storage && *c->backup.storage && !valid_storage_id(c->backup.storage)) {

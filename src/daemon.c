@@ -326,22 +326,15 @@ int daemon_engine_open(const struct cfg *c, bool with_recon, struct daemon_engin
 	if (with_recon) {
 		struct disk_opts dko;
 		struct priv_opts pr;
-		char units[PATH_MAX];
 
 		pve_opts_of(c, &po);
 		priv_opts_of(c, &pr);
-		if ((size_t)snprintf(units, sizeof(units), "%s/units", c->state_dir) >= sizeof(units)) {
-			r = FH_ERR_CONFIG;
-			snprintf(why, whylen, "state_dir too long");
-			goto out;
-		}
 		memset(&dko, 0, sizeof(dko));
 		dko.priv = &pr;
 		dko.pve = &po;
 		dko.st = e.st;
 		dko.host_id = go.host_id;
 		dko.mount_root = DAEMON_MOUNT_ROOT(c);
-		dko.unit_stage_dir = units;
 		dko.audit_max = (uint64_t)c->recon.audit_max_entries;
 		r = disk_new(&dko, &e.disk, err, sizeof(err));
 		if (r) {

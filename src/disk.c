@@ -28,10 +28,10 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "mountunit.h"
 #include "store.h"
 
 #define DEF_MOUNT_ROOT "/mnt/felhom"
-#define DEF_STAGE_DIR "/var/lib/felhom-agent/units"
 #define DEF_BY_ID "/dev/disk/by-id"
 #define DEF_ZFS_KSTAT "/proc/spl/kstat/zfs"
 #define DEF_SYS_BLOCK "/sys/class/block"
@@ -50,8 +50,6 @@ struct disk {
 	struct store *st;
 	char host_id[128];
 	char mount_root[256];
-	char unit_prefix[256];      /* mount_root escaped as a unit name, e.g. mnt-felhom */
-	char stage_dir[PATH_MAX];
 	char by_id_dir[PATH_MAX];
 	char zfs_dir[PATH_MAX];
 	char sys_dir[PATH_MAX];
@@ -265,8 +263,9 @@ static bool valid_uuid(const char *s, const char **bare)
 	return true;
 }
 
-/* The host directory of a filesystem: MOUNT_ROOT/<uuid, lowercase hex only>. */
-static void host_path_of(const struct disk *d, const char *uuid, char *out, size_t cap, char *unit, size_t ucap)
+/* The host directory of a filesystem: MOUNT_ROOT/<uuid, lowercase hex only>
+ * (the mount unit helper derives the same Where from the UUID). */
+static void host_path_of(const struct disk *d, const char *uuid, char *out, size_t cap)
 {
 	char hex[72];
 	size_t o = 0;
@@ -276,8 +275,6 @@ static void host_path_of(const struct disk *d, const char *uuid, char *out, size
 			hex[o++] = (char)((*uuid >= 'A' && *uuid <= 'F') ? *uuid - 'A' + 'a' : *uuid);
 	hex[o] = '\0';
 	set_why(out, cap, "%s/%s", d->mount_root, hex);
-	if (unit)
-		set_why(unit, ucap, "%s-%s.mount", d->unit_prefix, hex);
 }
 
 /* ------------------------------------------------------------- bodies */
@@ -341,7 +338,6 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 {
 	struct disk *d = NULL;
 	struct priv_opts po;
-	size_t i, n;
 	int r = FH_ERR_CONFIG;
 
 	if (!o || !out || !o->priv || !o->st || !o->host_id || !*o->host_id || strlen(o->host_id) >= 128) {
@@ -358,26 +354,23 @@ int disk_new(const struct disk_opts *o, struct disk **out, char *why, size_t why
 	d->st = o->st;
 	memcpy(d->host_id, o->host_id, strlen(o->host_id) + 1);
 	if (copy_opt(d->mount_root, sizeof d->mount_root, o->mount_root, DEF_MOUNT_ROOT) ||
-	    copy_opt(d->stage_dir, sizeof d->stage_dir, o->unit_stage_dir, DEF_STAGE_DIR) ||
 	    copy_opt(d->by_id_dir, sizeof d->by_id_dir, o->by_id_dir, DEF_BY_ID) ||
 	    copy_opt(d->zfs_dir, sizeof d->zfs_dir, o->zfs_kstat_dir, DEF_ZFS_KSTAT) ||
 	    copy_opt(d->sys_dir, sizeof d->sys_dir, o->sys_block_dir, DEF_SYS_BLOCK)) {
 		set_why(why, whylen, "disk: a path option is too long");
 		goto out;
 	}
-	/* mount_root: absolute, [A-Za-z0-9_/], no empty segment, not "/":
-	 * its unit-name escape is then plain ('/' -> '-') */
-	n = strlen(d->mount_root);
-	if (d->mount_root[0] != '/' || n < 2 || d->mount_root[n - 1] == '/' || strstr(d->mount_root, "//") ||
-	    strspn(d->mount_root, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/") != n ||
-	    d->mount_root[1] == '_') {
-		set_why(why, whylen, "storage.mount_root must be an absolute path of [A-Za-z0-9_/]");
+	/* mount_root: exactly what the mount unit helper accepts (mountunit.h),
+	 * else every assign would fail there */
+	if (!mountunit_valid_root(d->mount_root)) {
+		set_why(why, whylen,
+			"storage.mount_root must be /mnt, /media or /srv, optionally followed by /-separated "
+			"components of [A-Za-z0-9_] (at most %d bytes)",
+			MOUNTUNIT_ROOT_MAX);
 		goto out;
 	}
-	for (i = 1; i <= n; i++)
-		d->unit_prefix[i - 1] = d->mount_root[i] == '/' ? '-' : d->mount_root[i];
-	if (d->stage_dir[0] != '/' || d->by_id_dir[0] != '/' || d->sys_dir[0] != '/') {
-		set_why(why, whylen, "disk: unit_stage_dir, by_id_dir and sys_block_dir must be absolute");
+	if (d->by_id_dir[0] != '/' || d->sys_dir[0] != '/') {
+		set_why(why, whylen, "disk: by_id_dir and sys_block_dir must be absolute");
 		goto out;
 	}
 	if (o->audit_max > AUDIT_MAX_ENTRIES) {
@@ -461,20 +454,23 @@ void disk_invalidate(struct disk *d)
 
 #define GREF_MAX 4096
 
-/* A host device path an LXC guest's config names directly. */
+/* A host device path a guest's config names directly. */
 struct gref {
 	int vmid;
 	char key[16];
 	char path[256];             /* normalized, "/dev" or below it */
 };
 
-/* Config keys whose value names a volume: rootfs, mpN, devN, unusedN. */
-static bool volume_key(const char *k)
+/* Config keys whose value names a volume: LXC rootfs, mpN, devN, unusedN;
+ * QEMU scsiN, sataN, virtioN, ideN, efidiskN, tpmstateN, unusedN. */
+static bool volume_key(bool qemu, const char *k)
 {
-	static const char *const pre[] = { "mp", "dev", "unused", NULL };
+	static const char *const lxc[] = { "mp", "dev", "unused", NULL };
+	static const char *const vm[] = { "scsi", "sata", "virtio", "ide", "efidisk", "tpmstate", "unused", NULL };
+	const char *const *pre = qemu ? vm : lxc;
 	size_t i, n;
 
-	if (!strcmp(k, "rootfs"))
+	if (!qemu && !strcmp(k, "rootfs"))
 		return true;
 	for (i = 0; pre[i]; i++) {
 		n = strlen(pre[i]);
@@ -518,72 +514,85 @@ static void vol_of(const char *val, char *out, size_t cap)
 	}
 }
 
-/* Every /dev path the LXC guests' configs name (devN; rootfs, mpN and
- * unusedN whose volume is a device). *out: malloc'd, caller frees.
- * QEMU guests' passthrough disks (scsiN/sataN/virtioN/ideN: /dev/...) are
- * not read: pve.h has no QEMU config read yet. When it has, their volumes
- * go into this same list. */
+/* Appends the /dev paths one guest's config names to *g (*n entries). */
+static int refs_of_guest(struct disk *d, bool qemu, int vmid, struct gref **g, size_t *n, char *why, size_t whylen)
+{
+	struct pve_guest_config cfg;
+	struct pve_err pe;
+	size_t k;
+	int r;
+
+	memset(&cfg, 0, sizeof cfg);
+	pthread_mutex_lock(&d->pve_mu);
+	r = qemu ? pve_qemu_config(d->pve, vmid, &cfg, &pe) : pve_guest_config(d->pve, vmid, &cfg, &pe);
+	pthread_mutex_unlock(&d->pve_mu);
+	if (r) {
+		set_why(why, whylen, "%s %d config (which devices it uses): %s", qemu ? "VM" : "guest", vmid,
+			fh_strerror(r));
+		return r;
+	}
+	for (k = 0; k < cfg.n && !r; k++) {
+		char vol[PATH_MAX];
+		struct gref *ng2;
+
+		if (!cfg.kv[k].key || !cfg.kv[k].value || !volume_key(qemu, cfg.kv[k].key))
+			continue;
+		vol_of(cfg.kv[k].value, vol, 256);
+		if (vol[0] != '/')
+			continue;
+		dprobe_normalize(vol);
+		if (strcmp(vol, "/dev") != 0 && strncmp(vol, "/dev/", 5) != 0)
+			continue;
+		if (*n == GREF_MAX) {
+			set_why(why, whylen, "guests name over %d devices", GREF_MAX);
+			r = FH_ERR_TOOBIG;
+			break;
+		}
+		ng2 = realloc(*g, (*n + 1) * sizeof **g);
+		if (!ng2) {
+			r = FH_ERR_NOMEM;
+			break;
+		}
+		*g = ng2;
+		(*g)[*n].vmid = vmid;
+		dprobe_copy_str((*g)[*n].key, sizeof (*g)[*n].key, cfg.kv[k].key);
+		dprobe_copy_str((*g)[*n].path, sizeof (*g)[*n].path, vol);
+		(*n)++;
+	}
+	pve_guest_config_free(&cfg);
+	return r;
+}
+
+/* Every /dev path the guests' configs name: LXC devN, and rootfs, mpN and
+ * unusedN whose volume is a device; QEMU disks passed through (scsiN,
+ * sataN, virtioN, ideN, ... : /dev/...). *out: malloc'd, caller frees. */
 static int guest_refs(struct disk *d, struct gref **out, size_t *nout, char *why, size_t whylen)
 {
-	struct pve_guest *gs = NULL;
-	struct pve_err pe;
 	struct gref *g = NULL;
-	size_t ng = 0, n = 0, i, k;
-	int r;
+	size_t n = 0;
+	int r = 0, kind;
 
 	*out = NULL;
 	*nout = 0;
 	if (!d->pve)
 		return 0;
-	pthread_mutex_lock(&d->pve_mu);
-	r = pve_list_lxc(d->pve, &gs, &ng, &pe);
-	pthread_mutex_unlock(&d->pve_mu);
-	if (r) {
-		set_why(why, whylen, "cannot list guests to see which devices they use: %s", fh_strerror(r));
-		return r;
-	}
-	for (i = 0; i < ng && !r; i++) {
-		struct pve_guest_config cfg;
+	for (kind = 0; kind < 2 && !r; kind++) {
+		struct pve_guest *gs = NULL;
+		struct pve_err pe;
+		size_t ng = 0, i;
 
-		memset(&cfg, 0, sizeof cfg);
 		pthread_mutex_lock(&d->pve_mu);
-		r = pve_guest_config(d->pve, gs[i].vmid, &cfg, &pe);
+		r = kind ? pve_list_qemu(d->pve, &gs, &ng, &pe) : pve_list_lxc(d->pve, &gs, &ng, &pe);
 		pthread_mutex_unlock(&d->pve_mu);
 		if (r) {
-			set_why(why, whylen, "guest %d config (which devices it uses): %s", gs[i].vmid, fh_strerror(r));
+			set_why(why, whylen, "cannot list %s to see which devices they use: %s",
+				kind ? "VMs" : "guests", fh_strerror(r));
 			break;
 		}
-		for (k = 0; k < cfg.n && !r; k++) {
-			char vol[PATH_MAX];
-			struct gref *ng2;
-
-			if (!cfg.kv[k].key || !cfg.kv[k].value || !volume_key(cfg.kv[k].key))
-				continue;
-			vol_of(cfg.kv[k].value, vol, 256);
-			if (vol[0] != '/')
-				continue;
-			dprobe_normalize(vol);
-			if (strcmp(vol, "/dev") != 0 && strncmp(vol, "/dev/", 5) != 0)
-				continue;
-			if (n == GREF_MAX) {
-				set_why(why, whylen, "guests name over %d devices", GREF_MAX);
-				r = FH_ERR_TOOBIG;
-				break;
-			}
-			ng2 = realloc(g, (n + 1) * sizeof *g);
-			if (!ng2) {
-				r = FH_ERR_NOMEM;
-				break;
-			}
-			g = ng2;
-			g[n].vmid = gs[i].vmid;
-			dprobe_copy_str(g[n].key, sizeof g[n].key, cfg.kv[k].key);
-			dprobe_copy_str(g[n].path, sizeof g[n].path, vol);
-			n++;
-		}
-		pve_guest_config_free(&cfg);
+		for (i = 0; i < ng && !r; i++)
+			r = refs_of_guest(d, kind == 1, gs[i].vmid, &g, &n, why, whylen);
+		free(gs);
 	}
-	free(gs);
 	if (r) {
 		free(g);
 		return r;
@@ -1503,51 +1512,27 @@ int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *statu
 
 /* --------------------------------------------------------- POST assign */
 
-static int write_unit(const struct disk *d, const char *unit, const char *uuid, const char *host_path,
-		      const char *fstype, const char *extra, char *src, size_t srclen)
+/* The last line of a command's stderr as one printable line (": ..."),
+ * "" when it said nothing: the mount unit helper's reason for a refusal. */
+static void stderr_line(const struct priv_err *pe, char *out, size_t cap)
 {
-	char tmp[PATH_MAX + 16], text[2048];
-	int fd, k;
-	ssize_t w;
+	const char *s = pe->stderr_tail;
+	size_t n = strlen(s), o = 0, b;
 
-	if (mkdir(d->stage_dir, 0700) != 0 && errno != EEXIST)
-		return FH_ERR_IO;
-	if ((size_t)snprintf(src, srclen, "%s/%s", d->stage_dir, unit) >= srclen)
-		return FH_ERR_TOOBIG;
-	snprintf(tmp, sizeof tmp, "%s.tmp", src);
-	k = snprintf(text, sizeof text,
-		     "# Written by felhom-agent (docs/DISKS.md); removed when the disk is ejected.\n"
-		     "[Unit]\n"
-		     "Description=felhom-agent disk uuid:%s\n"
-		     "Before=pve-guests.service\n"
-		     "\n"
-		     "[Mount]\n"
-		     "What=/dev/disk/by-uuid/%s\n"
-		     "Where=%s\n"
-		     "Type=%s\n"
-		     "Options=nodev,nosuid,nofail%s\n"
-		     "DirectoryMode=0755\n"
-		     "\n"
-		     "[Install]\n"
-		     "WantedBy=multi-user.target\n",
-		     uuid, uuid, host_path, fstype, extra);
-	if (k < 0 || (size_t)k >= sizeof text)
-		return FH_ERR_TOOBIG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return FH_ERR_IO;
-	w = write(fd, text, (size_t)k);
-	if (w != k || fsync(fd) != 0) {
-		close(fd);
-		unlink(tmp);
-		return FH_ERR_IO;
+	while (n && (unsigned char)s[n - 1] <= ' ')
+		n--;
+	for (b = n; b && s[b - 1] != '\n'; b--)
+		;
+	if (cap < 4 || b == n) {
+		if (cap)
+			out[0] = '\0';
+		return;
 	}
-	close(fd);
-	if (rename(tmp, src) != 0) {
-		unlink(tmp);
-		return FH_ERR_IO;
-	}
-	return 0;
+	out[o++] = ':';
+	out[o++] = ' ';
+	for (; b < n && o + 1 < cap; b++)
+		out[o++] = ((unsigned char)s[b] < ' ' || s[b] == 0x7f) ? ' ' : s[b];
+	out[o] = '\0';
 }
 
 static const char *const assign_keys[] = { "uuid", "where", "fstype", "options" };
@@ -1555,8 +1540,8 @@ static const char *const assign_keys[] = { "uuid", "where", "fstype", "options" 
 static int assign_do(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 		     char *err, size_t errlen, char *what, size_t wl)
 {
-	char v[4][512], why[256] = "", extra[128], host[300], unit[300], src[PATH_MAX], dst[600], key[16];
-	char cand[128];
+	char v[4][512], why[256] = "", extra[128], host[300], key[16];
+	char cand[128], hex[40];
 	const char *uuid = NULL;
 	struct dprobe p = { NULL, 0 }, q = { NULL, 0 };
 	struct pve_storage *stor = NULL;
@@ -1644,7 +1629,22 @@ static int assign_do(struct disk *d, int vmid, const char *body, size_t n, int *
 		r = answer_null(status, 400, data, err, errlen, why);
 		goto out;
 	}
-	host_path_of(d, p.devs[i].uuid, host, sizeof host, unit, sizeof unit);
+	host_path_of(d, p.devs[i].uuid, host, sizeof host);
+	dprobe_copy_str(hex, sizeof hex, host + strlen(d->mount_root) + 1);
+	if (!p.devs[i].host_mount[0]) {
+		/* the helper's own checks, here first: a filesystem it would
+		 * refuse (a UUID not of its type's shape) is refused before
+		 * anything runs */
+		struct mountunit_args ma;
+		char mopts[MOUNTUNIT_OPTIONS_MAX], mwhy[160] = "";
+		if (mountunit_options(extra[0] ? extra + 1 : NULL, mopts, sizeof mopts) != 0 ||
+		    mountunit_check_add(d->mount_root, p.devs[i].uuid, p.devs[i].fstype, mopts, &ma, mwhy,
+					sizeof mwhy) != 0) {
+			set_why(why, sizeof why, "filesystem cannot be mounted: %s", mwhy[0] ? mwhy : "options");
+			r = answer_null(status, 400, data, err, errlen, why);
+			goto out;
+		}
+	}
 	r = guest_mps(d, vmid, &mps, &nmps, why, sizeof why);
 	if (r) {
 		r = answer_null(status, 502, data, err, errlen, why);
@@ -1674,22 +1674,15 @@ static int assign_do(struct disk *d, int vmid, const char *body, size_t n, int *
 		goto out;
 	}
 	if (!p.devs[i].host_mount[0]) {
-		snprintf(dst, sizeof dst, "%s/.units/%s", d->mount_root, unit);
-		r = write_unit(d, unit, p.devs[i].uuid, host, p.devs[i].fstype, extra, src, sizeof src);
+		/* root writes MOUNT_ROOT/.units/<unit> from its template, enables
+		 * and starts it; a failed enable is undone there */
+		r = priv_mount_unit_add(d->pm, d->mount_root, p.devs[i].uuid, p.devs[i].fstype,
+					extra[0] ? extra + 1 : NULL, &pe);
 		if (r) {
-			set_why(why, sizeof why, "cannot write the mount unit: %s", fh_strerror(r));
-			r = answer_null(status, 500, data, err, errlen, why);
-			goto out;
-		}
-		r = priv_unit_install(d->pm, src, dst, &pe);
-		if (!r) {
-			r = priv_unit_enable_now(d->pm, dst, &pe);
-			if (r)
-				(void)priv_unit_remove(d->pm, dst, NULL);
-		}
-		if (r) {
-			set_why(why, sizeof why, "host mount failed: %s %s (exit %d)", pe.program, fh_strerror(r),
-				pe.exit_status);
+			char line[160];
+			stderr_line(&pe, line, sizeof line);
+			set_why(why, sizeof why, "host mount failed: %s %s (exit %d)%s", pe.program, fh_strerror(r),
+				pe.exit_status, line);
 			r = answer_null(status, 500, data, err, errlen, why);
 			goto out;
 		}
@@ -1698,10 +1691,8 @@ static int assign_do(struct disk *d, int vmid, const char *body, size_t n, int *
 	r = priv_pct_set_bind_mp(d->pm, vmid, idx, host, v[1], ro, &pe);
 	if (r) {
 		set_why(why, sizeof why, "pct set failed: %s (exit %d)", fh_strerror(r), pe.exit_status);
-		if (mounted_now) {
-			(void)priv_unit_disable_now(d->pm, unit, NULL);
-			(void)priv_unit_remove(d->pm, dst, NULL);
-		}
+		if (mounted_now)
+			(void)priv_mount_unit_remove(d->pm, d->mount_root, hex, NULL);
 		r = answer_null(status, 500, data, err, errlen, why);
 		goto out;
 	}
@@ -1749,16 +1740,21 @@ int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *statu
 
 /* ---------------------------------------------------------- POST eject */
 
-/* Is host one of our host directories, MOUNT_ROOT/<hex>? */
-static bool is_host_dir(const struct disk *d, const char *host, char *unit, size_t ucap)
+/* Is host one of our host directories, MOUNT_ROOT/<hex> with the 32 or 8
+ * lower-case hex digits of a UUID the mount unit helper accepts? hex gets
+ * them. */
+static bool is_host_dir(const struct disk *d, const char *host, char *hex, size_t hcap)
 {
-	size_t rl = strlen(d->mount_root);
-	const char *h = host + rl + 1;
+	size_t rl = strlen(d->mount_root), hl;
+	const char *h;
 
-	if (strncmp(host, d->mount_root, rl) != 0 || host[rl] != '/' || !*h || strlen(h) > 64 ||
-	    strspn(h, "0123456789abcdef") != strlen(h))
+	if (strncmp(host, d->mount_root, rl) != 0 || host[rl] != '/')
 		return false;
-	set_why(unit, ucap, "%s-%s.mount", d->unit_prefix, h);
+	h = host + rl + 1;
+	hl = strlen(h);
+	if ((hl != 32 && hl != 8) || strspn(h, "0123456789abcdef") != hl || hl >= hcap)
+		return false;
+	memcpy(hex, h, hl + 1);
 	return true;
 }
 
@@ -1821,7 +1817,7 @@ static const char *const eject_keys[] = { "where" };
 static int eject_do(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 		    char *err, size_t errlen, char *what, size_t wl)
 {
-	char v[1][512], why[256] = "", unit[300], dst[600];
+	char v[1][512], why[256] = "", hex[40];
 	struct gmp *mps = NULL;
 	struct priv_err pe;
 	int *dep = NULL;
@@ -1845,7 +1841,7 @@ static int eject_do(struct disk *d, int vmid, const char *body, size_t n, int *s
 		goto out;
 	}
 	for (k = 0; k < nmps; k++)
-		if (!strcmp(mps[k].mp, v[0]) && is_host_dir(d, mps[k].volume, unit, sizeof unit)) {
+		if (!strcmp(mps[k].mp, v[0]) && is_host_dir(d, mps[k].volume, hex, sizeof hex)) {
 			m = &mps[k];
 			break;
 		}
@@ -1869,13 +1865,14 @@ static int eject_do(struct disk *d, int vmid, const char *body, size_t n, int *s
 		goto out;
 	}
 	if (ndep == 0) {
-		snprintf(dst, sizeof dst, "%s/.units/%s", d->mount_root, unit);
-		r = priv_unit_disable_now(d->pm, unit, &pe);
-		if (!r)
-			r = priv_unit_remove(d->pm, dst, &pe);
+		/* root stops, disables and deletes the unit (nothing when
+		 * it is not installed) */
+		r = priv_mount_unit_remove(d->pm, d->mount_root, hex, &pe);
 		if (r) {
-			set_why(why, sizeof why, "detached; host unmount failed: %s %s (exit %d)", pe.program,
-				fh_strerror(r), pe.exit_status);
+			char line[160];
+			stderr_line(&pe, line, sizeof line);
+			set_why(why, sizeof why, "detached; host unmount failed: %s %s (exit %d)%s", pe.program,
+				fh_strerror(r), pe.exit_status, line);
 			r = answer_null(status, 500, data, err, errlen, why);
 			goto out;
 		}

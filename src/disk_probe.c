@@ -25,7 +25,7 @@
 #define LSBLK_MAX_BYTES ((size_t)4 << 20)
 #define WIPEFS_MAX_BYTES ((size_t)256 << 10)
 #define BLKID_MAX_BYTES ((size_t)16 << 10)
-#define SAMPLE_BYTES ((size_t)1 << 20)
+#define SAMPLE_MIB 1 /* MiB per sample */
 
 int64_t dprobe_now_ms(void)
 {
@@ -569,16 +569,6 @@ static bool zfs_imported(const struct dprobe_env *env, const char *pool)
 	return stat(path, &st) == 0;
 }
 
-static bool all_zero(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64_t deadline_ms)
 {
 	struct dprobe_dev *d = &p->devs[i];
@@ -592,7 +582,7 @@ void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64
 	d->data_bearing = true;
 	d->fstype[0] = d->uuid[0] = d->label[0] = d->pttype[0] = d->usage[0] = '\0';
 	snprintf(d->reason, sizeof d->reason, "not probed within the time budget");
-	buf_init(&out, SAMPLE_BYTES);
+	buf_init(&out, WIPEFS_MAX_BYTES);
 
 	/* signatures, every one (wipefs) */
 	if (!d->host_mount[0]) {
@@ -674,43 +664,44 @@ void dprobe_deep(const struct dprobe_env *env, struct dprobe *p, size_t i, int64
 	} else if (d->host_mount[0]) {
 		set_reason(d, "mounted at %.150s", d->host_mount);
 	} else {
-		/* no signature at all: sample the start, a quarter, the middle, the end */
+		/* no signature at all: sample the start, a quarter, the middle and
+		 * the last whole MiB, each as `cmp` against /dev/zero as root (only
+		 * the exit status comes back, never a byte of the device). Every
+		 * range lies inside the device as lsblk sized it; a range cmp finds
+		 * shorter than asked (the device shrank, or a read came up short)
+		 * is "not zero", like a difference: only a full-length zero answer
+		 * counts as zero. A device under 1 MiB has no whole MiB to
+		 * sample (the granularity of the command) and is data-bearing. */
 		uint64_t mibs = d->size >> 20, off[DPROBE_SAMPLES];
 		size_t k;
 
+		if (mibs < SAMPLE_MIB) {
+			set_reason(d, "%s", "smaller than 1 MiB: cannot be sampled");
+			d->probed = true;
+			goto out;
+		}
 		off[0] = 0;
 		off[1] = mibs / 4;
 		off[2] = mibs / 2;
-		off[3] = mibs ? mibs - 1 : 0;
+		off[3] = mibs - SAMPLE_MIB;
 		for (k = 0; k < DPROBE_SAMPLES; k++) {
 			char at[32];
-			uint64_t want;
-			if (k && off[k] == off[k - 1])
+			bool zero = false;
+			if (k && off[k] <= off[k - 1])
 				continue;
 			if (dprobe_now_ms() >= deadline_ms) {
 				set_reason(d, "%s", "not probed within the time budget");
 				goto out;
 			}
-			buf_reset(&out);
-			r = priv_read_sample(env->priv, d->path, off[k], &out, &pe);
+			r = priv_sample_is_zero(env->priv, d->path, off[k], SAMPLE_MIB, &zero, &pe);
 			if (r) {
-				set_reason(d, "probe failed: read %s", fh_strerror(r));
+				set_reason(d, "probe failed: sample %s", fh_strerror(r));
 				goto out;
 			}
-			if (!all_zero(out.data ? out.data : "", out.len)) {
+			if (!zero) {
 				snprintf(at, sizeof at, "%llu", (unsigned long long)off[k]);
 				set_reason(d, "non-zero sampled sectors at %s MiB", at);
 				break;
-			}
-			/* non-zero bytes say "data"; only a sample of the full expected
-			 * length can say "zero" */
-			want = d->size - off[k] * SAMPLE_BYTES;
-			if (want > SAMPLE_BYTES)
-				want = SAMPLE_BYTES;
-			if (want == 0 || out.len != want) {
-				set_reason(d, "probe failed: read %zu of %llu bytes at %llu MiB", out.len,
-					   (unsigned long long)want, (unsigned long long)off[k]);
-				goto out;
 			}
 		}
 	}

@@ -679,22 +679,6 @@ int priv_lsblk(struct priv *p, struct buf *out, struct priv_err *err)
 	return run_cmd(p, argv, out, err, PRIV_ACCEPT_ZERO);
 }
 
-/* Why not the API: Proxmox offers no raw reads. */
-int priv_read_sample(struct priv *p, const char *dev, uint64_t mib, struct buf *out, struct priv_err *err)
-{
-	char ifarg[PRIV_MAX_FS_PATH + 8], skip[40];
-
-	if (!p || !valid_dev(dev) || mib > PRIV_SAMPLE_MAX_MIB)
-		return reject(err, "dd");
-	snprintf(ifarg, sizeof ifarg, "if=%s", dev);
-	snprintf(skip, sizeof skip, "skip=%llu", (unsigned long long)mib);
-	{
-		const char *const argv[] = { "dd", ifarg, "bs=1048576", skip, "count=1", "iflag=fullblock",
-					     "status=none", NULL };
-		return run_cmd(p, argv, out, err, PRIV_ACCEPT_ZERO);
-	}
-}
-
 /* Why not the API: Proxmox wipes only disks it is about to use itself. */
 int priv_wipefs_all(struct priv *p, const char *dev, struct priv_err *err)
 {
@@ -718,75 +702,6 @@ int priv_pct_delete_mp(struct priv *p, int vmid, int mp_index, struct priv_err *
 		const char *const argv[] = { "pct", "set", vmid_s, "-delete", mp, NULL };
 		return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
 	}
-}
-
-/* A mount unit's name: [A-Za-z0-9_][A-Za-z0-9_-]*.mount, at most 200 bytes. */
-static bool valid_unit_name(const char *s)
-{
-	size_t n;
-
-	if (!s || !chars_ok(s, "_-.", 200))
-		return false;
-	n = strlen(s);
-	return n > 6 && strcmp(s + n - 6, ".mount") == 0 && s[0] != '-' && s[0] != '.' &&
-	       strchr(s, '.') == s + n - 6;
-}
-
-/* An absolute path (valid_abs_path) whose last component is a unit name. */
-static const char *unit_path_base(const char *path)
-{
-	const char *b;
-
-	if (!path || !valid_abs_path(path))
-		return NULL;
-	b = strrchr(path, '/') + 1;
-	return valid_unit_name(b) ? b : NULL;
-}
-
-/* The unit file's new home must not be a system path (sudoers pins it
- * further, below /mnt, /media or /srv). */
-static bool valid_unit_dest(const char *path)
-{
-	return unit_path_base(path) && !is_system_path(path);
-}
-
-int priv_unit_install(struct priv *p, const char *src, const char *dst, struct priv_err *err)
-{
-	const char *sb = unit_path_base(src), *db = unit_path_base(dst);
-
-	if (!p || !sb || !db || strcmp(sb, db) != 0 || !valid_unit_dest(dst))
-		return reject(err, "install");
-	{
-		const char *const argv[] = { "install", "-D", "-m", "0644", src, dst, NULL };
-		return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
-	}
-}
-
-int priv_unit_enable_now(struct priv *p, const char *unit_path, struct priv_err *err)
-{
-	const char *const argv[] = { "systemctl", "enable", "--now", unit_path, NULL };
-
-	if (!p || !valid_unit_dest(unit_path))
-		return reject(err, "systemctl");
-	return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
-}
-
-int priv_unit_disable_now(struct priv *p, const char *unit_name, struct priv_err *err)
-{
-	const char *const argv[] = { "systemctl", "disable", "--now", unit_name, NULL };
-
-	if (!p || !valid_unit_name(unit_name))
-		return reject(err, "systemctl");
-	return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
-}
-
-int priv_unit_remove(struct priv *p, const char *path, struct priv_err *err)
-{
-	const char *const argv[] = { "rm", "-f", "--", path, NULL };
-
-	if (!p || !valid_unit_dest(path))
-		return reject(err, "rm");
-	return run_cmd(p, argv, NULL, err, PRIV_ACCEPT_ZERO);
 }
 
 /* Why not the API: Proxmox offers no raw reads. cmp reads the range as

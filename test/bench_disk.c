@@ -1,7 +1,8 @@
 /* bench_disk.c — GET /disks (disk_list) latency with 20 devices behind fake
  * host tools: cold (every call probes: lsblk, then wipefs + blkid per
- * device and four 1 MiB samples per signature-less device, each a
- * process) and cached (within cache_ms). Prints figures, never fails.
+ * device and four 1 MiB samples per signature-less device, each a `cmp`
+ * process against /dev/zero) and cached (within cache_ms). Prints
+ * figures, never fails.
  *
  * The fakes are the same kind as test_disk.c's: #!/bin/sh scripts on the
  * backend's PATH. Half the devices carry an ext4 filesystem, half are
@@ -90,7 +91,8 @@ int main(void)
 	script(bin, "wipefs", fx, "exit 0");
 	script(bin, "blkid", fx, "f=\"$FX/blkid$(printf %s \"$4\" | /usr/bin/tr / _)\"; "
 				 "if [ -f \"$f\" ]; then /bin/cat \"$f\"; exit 0; fi; exit 2");
-	script(bin, "dd", fx, "/usr/bin/head -c 1048576 /dev/zero");
+	/* the real cmp over 1 MiB of zeros: what a blank device costs */
+	script(bin, "cmp", fx, "exec /usr/bin/cmp -s -n \"$3\" -i \"$5\" /dev/zero /dev/zero");
 
 	memset(&so, 0, sizeof so);
 	so.dir = db;
@@ -124,7 +126,7 @@ int main(void)
 		disk_list(d, 101, &status, &data, err, sizeof err);
 		cached += now_ms() - t0;
 	}
-	printf("disk_list, %d devices (10 ext4, 10 blank: 1 lsblk + 20 wipefs + 20 blkid + 40 dd processes)\n",
+	printf("disk_list, %d devices (10 ext4, 10 blank: 1 lsblk + 20 wipefs + 20 blkid + 40 cmp processes)\n",
 	       NDEV);
 	printf("  cold   %8.1f ms/call (mean of %d, status %d, %zu bytes)\n", cold / rounds, rounds, status,
 	       data.len);

@@ -24,6 +24,8 @@ int fakebin_init(struct fakebin *fb, const char *root)
 	    (size_t)snprintf(fb->fx, sizeof(fb->fx), "%s/fx", root) >= sizeof(fb->fx) ||
 	    (size_t)snprintf(fb->rec, sizeof(fb->rec), "%s/record", root) >= sizeof(fb->rec))
 		return -1;
+	if ((size_t)snprintf(fb->self, sizeof(fb->self), "%s/felhom-agent", fb->bin) >= sizeof(fb->self))
+		return -1;
 	if ((mkdir(fb->bin, 0755) && errno != EEXIST) || (mkdir(fb->fx, 0755) && errno != EEXIST))
 		return -1;
 	return 0;
@@ -75,8 +77,12 @@ int fakebin_disk_tools(const struct fakebin *fb)
 		  "/bin/rm -f \"$FX/wipefs$s\" \"$FX/blkid$s\" \"$FX/data$s\"; exit 0; fi\nexit 1" },
 		{ "blkid", "f=\"$FX/blkid$(printf %s \"$4\" | /usr/bin/tr / _)\"; "
 			   "if [ -f \"$f\" ]; then /bin/cat \"$f\"; exit 0; fi; exit 2" },
-		{ "dd", "d=\"${1#if=}\"; f=\"$FX/data$(printf %s \"$d\" | /usr/bin/tr / _)\"; "
-			"if [ -f \"$f\" ]; then /bin/cat \"$f\"; else /usr/bin/head -c 1048576 /dev/zero; fi" },
+		/* cmp -s -n LENM -i OFFM:0 DEV /dev/zero: the real cmp over the
+		 * device's content fixture (its bytes from offset 0: a range past
+		 * its end is exit 1, as on a device); no fixture: all zeros */
+		{ "cmp", "[ \"$1 $2 $4 $7\" = \"-s -n -i /dev/zero\" ] || exit 2; "
+			 "f=\"$FX/data$(printf %s \"$6\" | /usr/bin/tr / _)\"; [ -f \"$f\" ] || exit 0; "
+			 "exec /usr/bin/cmp -s -n \"$3\" -i \"$5\" \"$f\" /dev/zero" },
 		{ "mkfs", "s=$(printf %s \"$3\" | /usr/bin/tr / _); u=$(/bin/cat \"$FX/next_uuid\"); "
 			  "printf 'TYPE=%s\\nUUID=%s\\nUSAGE=filesystem\\n' \"$2\" \"$u\" > \"$FX/blkid$s\"; "
 			  "printf '{\"signatures\":[{\"type\":\"%s\",\"offset\":\"0x438\"}]}' \"$2\" > \"$FX/wipefs$s\"" },
@@ -87,6 +93,11 @@ int fakebin_disk_tools(const struct fakebin *fb)
 		if (fakebin_script(fb, tools[i].name, tools[i].body))
 			return -1;
 	return 0;
+}
+
+int fakebin_self(const struct fakebin *fb, const char *body)
+{
+	return fakebin_script(fb, "felhom-agent", body);
 }
 
 static int fx_path(const struct fakebin *fb, const char *name, char *out, size_t n)

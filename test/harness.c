@@ -164,8 +164,17 @@ int t_run_cmd(const char *const argv[], const char *const envp[], char **out, ch
 	size_t lo = 0, co = 0, le = 0, ce = 0;
 	pid_t pid;
 
-	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
+	if (out)
+		*out = NULL;
+	if (err)
+		*err = NULL;
+	if (pipe2(po, O_CLOEXEC))
 		return -1;
+	if (pipe2(pe, O_CLOEXEC)) {
+		close(po[0]);
+		close(po[1]);
+		return -1;
+	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
@@ -173,6 +182,10 @@ int t_run_cmd(const char *const argv[], const char *const envp[], char **out, ch
 	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv,
 			(char *const *)(uintptr_t)envp)) {
 		posix_spawn_file_actions_destroy(&fa);
+		close(po[0]);
+		close(po[1]);
+		close(pe[0]);
+		close(pe[1]);
 		return -1;
 	}
 	posix_spawn_file_actions_destroy(&fa);

@@ -221,7 +221,7 @@ T_TEST(t_backup_keys_from_env)
 			      "FELHOM_AGENT_BACKUP_KEEP_LAST=14", "FELHOM_AGENT_BACKUP_STORAGE=local",
 			      "FELHOM_AGENT_BACKUP_GUESTS={\"102\":{\"keep_last\":1,\"enabled\":true}}",
 			      "FELHOM_AGENT_BACKUP_GOLDEN_ARCHIVES=[\"local:backup/golden.tar.zst\"]",
-			      "FELHOM_AGENT_STORAGE_MOUNT_ROOT=/data/mnt",
+			      "FELHOM_AGENT_STORAGE_MOUNT_ROOT=/media/disks",
 			      "FELHOM_AGENT_LOCALAPI_MONITOR_ADDRESSES=[\"127.0.0.1\",\"::1\"]", NULL };
 	struct cfg *c = NULL;
 	char err[512] = "";
@@ -244,7 +244,7 @@ T_TEST(t_backup_keys_from_env)
 		T_EQ_INT(c->backup.guests[0].enabled, 1);
 	}
 	T_EQ_INT((long long)c->backup.ngolden, 1);
-	T_EQ_STR(c->storage.mount_root, "/data/mnt");
+	T_EQ_STR(c->storage.mount_root, "/media/disks");
 	T_EQ_INT((long long)c->localapi.nmonitors, 2);
 	cfg_free(c);
 }
@@ -319,8 +319,10 @@ T_TEST(t_backup_keys_bad_values_name_the_path)
 	/* semantic checks at validation */
 	{
 		static const struct bad_case vcases[] = {
-			{ "{\"storage\":{\"mount_root\":\"mnt/felhom\"}}", "storage.mount_root: want an absolute path" },
-			{ "{\"storage\":{\"mount_root\":\"/mnt/../etc\"}}", "storage.mount_root: want an absolute path" },
+			{ "{\"storage\":{\"mount_root\":\"mnt/felhom\"}}", "storage.mount_root: want /mnt, /media or /srv" },
+			{ "{\"storage\":{\"mount_root\":\"/mnt/../etc\"}}", "storage.mount_root: want /mnt, /media or /srv" },
+			{ "{\"storage\":{\"mount_root\":\"/data/disks\"}}", "storage.mount_root: want /mnt, /media or /srv" },
+			{ "{\"storage\":{\"mount_root\":\"/mnt/a b\"}}", "storage.mount_root: want /mnt, /media or /srv" },
 			{ "{\"backup\":{\"storage\":\"a/b\"}}", "backup.storage: want a storage id" },
 			{ "{\"backup\":{\"mode\":\"fast\"}}", "backup.mode: want snapshot, suspend or stop" },
 			{ "{\"backup\":{\"compress\":\"xz\"}}", "backup.compress: want zstd, gzip, lzo or 0" },

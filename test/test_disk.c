@@ -5,13 +5,14 @@
  * The fakes (test/fakebin.h) are #!/bin/sh scripts in a private bin
  * directory, the only directory on the backend's PATH (mode direct). Each
  * appends its name and arguments, one per line, then "--", to a record
- * file. lsblk prints a fixture; wipefs/blkid/dd print per-device fixtures
- * from a directory (absent = nothing found / zeros); mkfs writes the
- * fixtures of a new filesystem; `wipefs -a` removes a device's fixtures;
- * pct applies its change to the simulator's guest config through the
- * control API;
- * install/systemctl/rm only record. Every file path is baked into the
- * script text (the backend passes no environment but PATH and LC_ALL).
+ * file. lsblk prints a fixture; wipefs/blkid print per-device fixtures
+ * from a directory (absent = nothing found); cmp is the real cmp over a
+ * device's content fixture (absent = zeros); mkfs writes the fixtures of a
+ * new filesystem; `wipefs -a` removes a device's fixtures; pct applies its
+ * change to the simulator's guest config through the control API; the
+ * agent's own binary (priv_opts.self_path, run for `--mount-unit add|remove`)
+ * only records. Every file path is baked into the script text (the backend
+ * passes no environment but PATH and LC_ALL).
  */
 #include "harness.h"
 
@@ -31,12 +32,13 @@
 #include "fakebin.h"
 #include "gate.h"
 #include "json.h"
+#include "mountunit.h"
 #include "priv.h"
 #include "pve.h"
 #include "sim.h"
 #include "store.h"
 
-static char g_dir[256], g_byid[300], g_db[300], g_stage[300], g_sys[300];
+static char g_dir[256], g_byid[300], g_db[300], g_sys[300];
 static char g_shm[256];          /* by-id links below /dev (mkfs may use them) */
 static bool g_byid_dev;          /* g_byid is a /dev path */
 static struct sim g_sim;
@@ -98,9 +100,7 @@ static void install_fakes(void)
 		 "/usr/bin/curl -s -o /dev/null -X POST --data \"$b\" http://127.0.0.1:%d/guest",
 		 g_sim.control_port);
 	fake("pct", pct);
-	fake("install", NULL);
-	fake("systemctl", NULL);
-	fake("rm", NULL);
+	T_CHECK(fakebin_self(&g_fb, NULL) == 0);
 }
 
 static char *rec(void)
@@ -234,7 +234,6 @@ static struct disk *mk_disk(bool with_pve)
 	o.pve = with_pve && g_have_sim ? &g_po : NULL;
 	o.st = g_st;
 	o.host_id = "host-7f3a";
-	o.unit_stage_dir = g_stage;
 	o.by_id_dir = g_byid;
 	o.sys_block_dir = g_sys;
 	o.now = fake_now;
@@ -291,8 +290,27 @@ T_TEST(t_new_rejects)
 	o.host_id = "h";
 	o.mount_root = "/mnt/fel-hom";                             /* would need unit-name escaping */
 	T_ERR(disk_new(&o, &d, why, sizeof why), FH_ERR_CONFIG);
+	T_CHECK(strstr(why, "/mnt, /media or /srv") != NULL);
 	o.mount_root = "relative";
 	T_ERR(disk_new(&o, &d, why, sizeof why), FH_ERR_CONFIG);
+	/* only what the mount unit helper accepts (mountunit_valid_root) */
+	{
+		static const char *const bad[] = { "/var/felhom", "/mnt/", "/mnt//x", "/mnt/a/../b", "/mnt/a.b",
+						   "/mntx", "/", "/etc", "/mnt/%i", NULL };
+		static const char *const good[] = { "/mnt", "/srv", "/media/usb_1", "/mnt/felhom/Data_2", NULL };
+		size_t i;
+		for (i = 0; bad[i]; i++) {
+			o.mount_root = bad[i];
+			T_ERR(disk_new(&o, &d, why, sizeof why), FH_ERR_CONFIG);
+			T_CHECK(mountunit_valid_root(bad[i]) == false);
+		}
+		for (i = 0; good[i]; i++) {
+			o.mount_root = good[i];
+			T_OK(disk_new(&o, &d, why, sizeof why));
+			disk_free(d);
+			d = NULL;
+		}
+	}
 	o.mount_root = NULL;
 	o.pending_ttl_s = DISK_PENDING_MAX_TTL_S + 1;
 	T_ERR(disk_new(&o, &d, why, sizeof why), FH_ERR_CONFIG);
@@ -305,7 +323,7 @@ T_TEST(t_list_shapes)
 	struct buf data;
 	struct json *j = NULL;
 	struct json_limits lim = { 1 << 20, 8, false };
-	char err[256];
+	char err[256], *got;
 	int status = 0;
 	const char *s;
 
@@ -351,10 +369,19 @@ T_TEST(t_list_shapes)
 	 * the optical drive, loops, Proxmox's dir storage */
 	T_CHECK(!strstr(s, "\"sda") && !strstr(s, "pve-root") && !strstr(s, "\"sdf\"") && !strstr(s, "sr0") &&
 		!strstr(s, "loop0") && !strstr(s, "\"local\""));
-	/* the wwn- name loses to the ata- name; only sde was sampled */
-	T_EQ_INT(rec_count("dd\nif=/dev/sde\n"), 1);
-	T_EQ_INT(rec_count("dd\nif=/dev/sdb\n"), 4);
-	T_EQ_INT(rec_count("dd\nif="), 5);
+	/* the wwn- name loses to the ata- name; only sdb and sde were sampled:
+	 * sdb (102400 MiB, blank) at its start, a quarter, the middle and its
+	 * last MiB; sde at its start only (not zero there) */
+	got = fakebin_select(&g_fb, (const char *const[]){ "cmp\n", NULL });
+	T_EQ_STR(got, "cmp\n-s\n-n\n1M\n-i\n0M:0\n/dev/sdb\n/dev/zero\n--\n"
+		      "cmp\n-s\n-n\n1M\n-i\n25600M:0\n/dev/sdb\n/dev/zero\n--\n"
+		      "cmp\n-s\n-n\n1M\n-i\n51200M:0\n/dev/sdb\n/dev/zero\n--\n"
+		      "cmp\n-s\n-n\n1M\n-i\n102399M:0\n/dev/sdb\n/dev/zero\n--\n"
+		      "cmp\n-s\n-n\n1M\n-i\n0M:0\n/dev/sde\n/dev/zero\n--\n");
+	free(got);
+	got = fakebin_select(&g_fb, (const char *const[]){ "dd\n", NULL });
+	T_EQ_STR(got, "");
+	free(got);
 	T_EQ_INT(rec_count("lsblk\n"), 1);
 
 	/* for another guest sdg is only mounted (host path shown) */
@@ -483,8 +510,9 @@ T_TEST(t_assign_and_eject)
 {
 	struct disk *d = mk_disk(true);
 	struct buf data;
-	char err[256], resp[65536], want[4096], unit[512];
-	char *text, *got;
+	char err[256], resp[65536], text[MOUNTUNIT_TEXT_MAX], why[160];
+	char *got;
+	struct mountunit_args ma;
 	int status = 0;
 	const char *a1 = "{\"uuid\":\"" UUID_C "\",\"where\":\"/data/media\",\"fstype\":\"ext4\",\"options\":\"noatime,noexec\"}";
 	const char *a2 = "{\"uuid\":\"uuid:" UUID_C "\",\"where\":\"/media\",\"fstype\":\"\",\"options\":\"ro\"}";
@@ -500,20 +528,23 @@ T_TEST(t_assign_and_eject)
 	T_EQ_INT(status, 200);
 	T_EQ_STR(buf_str(&data), "{\"vmid\":101,\"durable_id\":\"uuid:" UUID_C "\",\"where\":\"/data/media\","
 				 "\"key\":\"mp0\",\"host_path\":\"/mnt/felhom/" HEX_C "\"}");
-	got = rec();
-	snprintf(want, sizeof want,
-		 "install\n-D\n-m\n0644\n%s/mnt-felhom-" HEX_C ".mount\n/mnt/felhom/.units/mnt-felhom-" HEX_C ".mount\n--\n"
-		 "systemctl\nenable\n--now\n/mnt/felhom/.units/mnt-felhom-" HEX_C ".mount\n--\n"
-		 "pct\nset\n101\n-mp0\n/mnt/felhom/" HEX_C ",mp=/data/media\n--\n",
-		 g_stage);
-	T_CHECK(contains(got, want));
+	/* root makes the unit (the agent's binary, --mount-unit add), then the
+	 * bind mount: the guest's options in the helper's canonical order */
+	got = fakebin_select(&g_fb, (const char *const[]){ "felhom-agent\n", "pct\n", NULL });
+	T_EQ_STR(got, "felhom-agent\n--mount-unit\nadd\n/mnt/felhom\n" UUID_C "\next4\n"
+		      "nodev,nosuid,nofail,noexec,noatime\n--\n"
+		      "pct\nset\n101\n-mp0\n/mnt/felhom/" HEX_C ",mp=/data/media\n--\n");
 	free(got);
-	snprintf(unit, sizeof unit, "%s/mnt-felhom-" HEX_C ".mount", g_stage);
-	text = t_slurp(unit, NULL);
-	T_CHECK(contains(text, "[Mount]\nWhat=/dev/disk/by-uuid/" UUID_C "\nWhere=/mnt/felhom/" HEX_C
-			       "\nType=ext4\nOptions=nodev,nosuid,nofail,noatime,noexec\n"));
-	T_CHECK(contains(text, "[Install]\nWantedBy=multi-user.target\n"));
-	free(text);
+	T_EQ_INT(rec_count("install\n") + rec_count("systemctl\n") + rec_count("rm\n"), 0);
+	/* what the helper writes for those arguments mounts exactly the
+	 * host_path the guest got */
+	T_OK(mountunit_check_add("/mnt/felhom", UUID_C, "ext4", "nodev,nosuid,nofail,noexec,noatime", &ma, why,
+				 sizeof why));
+	T_EQ_STR(ma.where, "/mnt/felhom/" HEX_C);
+	T_EQ_STR(ma.unit, "mnt-felhom-" HEX_C ".mount");
+	T_OK(mountunit_render(&ma, text, sizeof text));
+	T_CHECK(contains(text, "What=/dev/disk/by-uuid/" UUID_C "\nWhere=/mnt/felhom/" HEX_C "\n"));
+	T_CHECK(contains(text, "Options=nodev,nosuid,nofail,noexec,noatime\n"));
 	T_CHECK(sim_control(&g_sim, "GET", "/guests", NULL, resp, sizeof resp) == 200);
 	T_CHECK(contains(resp, "/mnt/felhom/" HEX_C ",mp=/data/media"));
 	/* audited: who, what, the outcome */
@@ -529,7 +560,7 @@ T_TEST(t_assign_and_eject)
 	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 200);
 	T_EQ_INT(rec_count("pct\n"), 0);
-	T_EQ_INT(rec_count("systemctl\n"), 0);
+	T_EQ_INT(rec_count("felhom-agent\n"), 0);
 	/* another where for the same filesystem in the same guest: 409 */
 	{
 		const char *a3 = "{\"uuid\":\"" UUID_C "\",\"where\":\"/other\",\"fstype\":\"ext4\",\"options\":\"\"}";
@@ -548,7 +579,7 @@ T_TEST(t_assign_and_eject)
 	T_EQ_INT(status, 200);
 	got = rec();
 	T_CHECK(contains(got, "pct\nset\n102\n-mp0\n/mnt/felhom/" HEX_C ",mp=/media,ro=1\n--\n"));
-	T_CHECK(!strstr(got, "install\n") && !strstr(got, "systemctl\n"));
+	T_CHECK(!strstr(got, "felhom-agent\n"));
 	free(got);
 
 	/* eject from 101: detached, 102 still depends on the host mount */
@@ -572,8 +603,7 @@ T_TEST(t_assign_and_eject)
 	free(got);
 	got = rec();
 	T_EQ_STR(got, "pct\nset\n102\n-delete\nmp0\n--\n"
-		      "systemctl\ndisable\n--now\nmnt-felhom-" HEX_C ".mount\n--\n"
-		      "rm\n-f\n--\n/mnt/felhom/.units/mnt-felhom-" HEX_C ".mount\n--\n");
+		      "felhom-agent\n--mount-unit\nremove\n/mnt/felhom\n" HEX_C "\n--\n");
 	free(got);
 	T_CHECK(sim_control(&g_sim, "GET", "/guests", NULL, resp, sizeof resp) == 200);
 	T_CHECK(!strstr(resp, HEX_C));
@@ -585,10 +615,72 @@ T_TEST(t_assign_and_eject)
 	rec_clear();
 	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 500);
-	T_EQ_INT(rec_count("systemctl\nenable\n"), 1);
-	T_EQ_INT(rec_count("systemctl\ndisable\n--now\nmnt-felhom-" HEX_C ".mount\n"), 1);
-	T_EQ_INT(rec_count("rm\n-f\n"), 1);
+	got = fakebin_select(&g_fb, (const char *const[]){ "felhom-agent\n", "pct\n", NULL });
+	T_EQ_STR(got, "felhom-agent\n--mount-unit\nadd\n/mnt/felhom\n" UUID_C "\next4\n"
+		      "nodev,nosuid,nofail,noexec,noatime\n--\n"
+		      "pct\nset\n101\n-mp0\n/mnt/felhom/" HEX_C ",mp=/data/media\n--\n"
+		      "felhom-agent\n--mount-unit\nremove\n/mnt/felhom\n" HEX_C "\n--\n");
+	free(got);
 	install_fakes();
+
+	/* the helper refusing (it undoes a failed enable itself): 500 with its
+	 * reason, no bind mount, nothing else to undo */
+	T_CHECK(fakebin_self(&g_fb, "echo 'felhom-agent: unit name mnt-felhom-x.mount is claimed by "
+				    "/etc/systemd/system/mnt-felhom-x.mount' >&2; exit 1") == 0);
+	rec_clear();
+	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_EQ_STR(buf_str(&data), "null");
+	T_EQ_STR(err, "host mount failed: felhom-agent exit_status (exit 1): felhom-agent: unit name "
+		      "mnt-felhom-x.mount is claimed by /etc/systemd/system/mnt-felhom-x.mount");
+	T_EQ_INT(rec_count("felhom-agent\n--mount-unit\nadd\n"), 1);
+	T_EQ_INT(rec_count("felhom-agent\n--mount-unit\nremove\n"), 0);
+	T_EQ_INT(rec_count("pct\n"), 0);
+	/* the agent's binary missing: nothing runs */
+	T_CHECK(unlink(g_fb.self) == 0);
+	rec_clear();
+	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_CHECK(contains(err, "spawn_failed"));
+	T_EQ_INT(rec_count("felhom-agent\n") + rec_count("pct\n"), 0);
+	install_fakes();
+
+	/* read-only for the guest is the bind mount's ro=1; the host mount
+	 * itself stays read-write (other guests may share it) */
+	rec_clear();
+	T_OK(disk_assign(d, 102, a2, strlen(a2), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	got = fakebin_select(&g_fb, (const char *const[]){ "felhom-agent\n", "pct\n", NULL });
+	T_EQ_STR(got, "felhom-agent\n--mount-unit\nadd\n/mnt/felhom\n" UUID_C "\next4\nnodev,nosuid,nofail\n--\n"
+		      "pct\nset\n102\n-mp0\n/mnt/felhom/" HEX_C ",mp=/media,ro=1\n--\n");
+	free(got);
+	/* the helper failing to remove the unit: detached, 500 with its reason */
+	T_CHECK(fakebin_self(&g_fb, "printf 'x\\nfelhom-agent: systemctl disable \\033failed\\n\\n' >&2; exit 1") == 0);
+	rec_clear();
+	T_OK(disk_eject(d, 102, e2, strlen(e2), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 500);
+	T_EQ_STR(err, "detached; host unmount failed: felhom-agent exit_status (exit 1): felhom-agent: systemctl "
+		      "disable ?failed");
+	got = rec();
+	T_EQ_STR(got, "pct\nset\n102\n-delete\nmp0\n--\n"
+		      "felhom-agent\n--mount-unit\nremove\n/mnt/felhom\n" HEX_C "\n--\n");
+	free(got);
+	install_fakes();
+
+	/* a filesystem the helper would refuse (a vfat whose UUID has the
+	 * long shape): 400 before anything runs */
+	fx_write("blkid_dev_sdc", "DEVNAME=/dev/sdc\nUUID=" UUID_C "\nTYPE=vfat\nUSAGE=filesystem\n");
+	disk_invalidate(d);
+	rec_clear();
+	{
+		const char *av = "{\"uuid\":\"" UUID_C "\",\"where\":\"/data/media\",\"fstype\":\"\",\"options\":\"\"}";
+		T_OK(disk_assign(d, 101, av, strlen(av), &status, &data, err, sizeof err));
+		T_EQ_INT(status, 400);
+		T_CHECK(contains(err, "filesystem cannot be mounted"));
+	}
+	T_EQ_INT(rec_count("felhom-agent\n") + rec_count("pct\n"), 0);
+	fixtures();
+	disk_invalidate(d);
 
 	/* without Proxmox: 503 */
 	{
@@ -999,8 +1091,7 @@ T_TEST(t_system_disks_never_offered)
 	/* nothing ran but looks: no mkfs, no wipe, no mount, no pct */
 	T_EQ_INT(rec_count("mkfs\n"), 0);
 	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
-	T_EQ_INT(rec_count("install\n"), 0);
-	T_EQ_INT(rec_count("systemctl\n"), 0);
+	T_EQ_INT(rec_count("felhom-agent\n"), 0);
 	T_EQ_INT(rec_count("pct\n"), 0);
 	for (i = 0; byids[i]; i++)
 		T_ERR(disk_pending_get(d, byids[i], &pd), FH_ERR_NOT_FOUND);
@@ -1068,7 +1159,6 @@ T_TEST(t_guest_devices_never_offered)
 		o.pve = &g_po;
 		o.st = g_st;
 		o.host_id = "host-7f3a";
-		o.unit_stage_dir = g_stage;
 		o.by_id_dir = g_byid;
 		o.sys_block_dir = g_sys;
 		o.now = fake_now;
@@ -1081,7 +1171,7 @@ T_TEST(t_guest_devices_never_offered)
 	}
 	T_EQ_INT(rec_count("mkfs\n"), 0);
 	T_EQ_INT(rec_count("wipefs\n-a\n"), 0);
-	T_EQ_INT(rec_count("install\n"), 0);
+	T_EQ_INT(rec_count("felhom-agent\n"), 0);
 	T_EQ_INT(rec_count("pct\n"), 0);
 	/* a guest config that cannot be read: which devices are used is
 	 * unknown, so nothing is answered */
@@ -1098,6 +1188,22 @@ T_TEST(t_guest_devices_never_offered)
 	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":102,\"config\":{\"dev0\":null}}", NULL, 0), 200);
 	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":103,\"config\":{\"mp4\":null}}", NULL, 0), 200);
 	T_EQ_INT(sim_control(&g_sim, "POST", "/guest", "{\"vmid\":101,\"config\":{\"mp5\":null}}", NULL, 0), 200);
+	/* a disk passed through to a QEMU VM */
+	T_EQ_INT(sim_control(&g_sim, "POST", "/vm", "{\"vmid\":300,\"config\":{\"scsi1\":\"/dev/sde,size=10G\"}}", NULL,
+			     0),
+		 200);
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	T_CHECK(!strstr(buf_str(&data), "\"sde\""));
+	{
+		const char *fe = "{\"device\":\"/dev/sde\",\"fstype\":\"ext4\"}";
+		T_OK(disk_format(d, 101, fe, strlen(fe), &status, &data, err, sizeof err));
+		T_EQ_INT(status, 404);
+		T_CHECK(contains(err, "used directly by guest 300 (scsi1)"));
+	}
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	T_EQ_INT(sim_control(&g_sim, "POST", "/vm", "{\"vmid\":300,\"config\":null}", NULL, 0), 200);
 	/* all free again */
 	disk_invalidate(d);
 	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
@@ -1263,8 +1369,7 @@ T_TEST(t_assign_duplicate_uuid)
 	disk_invalidate(d);
 	T_OK(disk_assign(d, 101, a1, strlen(a1), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 409);
-	T_EQ_INT(rec_count("install\n"), 0);
-	T_EQ_INT(rec_count("systemctl\n"), 0);
+	T_EQ_INT(rec_count("felhom-agent\n"), 0);
 	T_EQ_INT(rec_count("pct\n"), 0);
 	{
 		char *t = audit_tail(1);
@@ -1277,39 +1382,108 @@ T_TEST(t_assign_duplicate_uuid)
 	disk_free(d);
 }
 
-/* finding 7: a short or empty sample is never "all zero" */
+/* finding 7: a short or empty sample is never "all zero"; only cmp's exit
+ * status reaches the agent */
 T_TEST(t_short_sample_is_data_bearing)
 {
 	struct disk *d = mk_disk(false);
 	struct buf data;
-	char err[256];
+	char err[256], path[400], row[1024] = "";
 	int status = 0;
 	const char *fb = "{\"device\":\"/dev/sdb\",\"fstype\":\"ext4\"}";
+	FILE *f;
 
 	if (!d)
 		return;
 	fixtures();
 	buf_init(&data, DISK_DATA_MAX);
-	fake("dd", "/usr/bin/head -c 1000 /dev/zero");
+	/* the real cmp over 1000 zero bytes where 1 MiB was asked: EOF, exit 1 */
+	fake("cmp", "/usr/bin/head -c 1000 /dev/zero > \"$FX/short\"; "
+		    "exec /usr/bin/cmp -s -n \"$3\" -i \"$5\" \"$FX/short\" /dev/zero");
 	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
 	T_EQ_INT(status, 200);
 	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdb\",\"type\":\"disk\",\"state\":\"available\","
 					  "\"backing_device\":\"/dev/sdb\",\"mount_path\":\"\",\"class\":\"slow\","
-					  "\"data_bearing\":true,\"data_reason\":\"probe failed: read 1000 of 1048576 "
-					  "bytes at 0 MiB\""));
+					  "\"data_bearing\":true,\"data_reason\":\"non-zero sampled sectors at 0 MiB\""));
+	rec_clear();
+	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
+	T_EQ_INT(status, 403);
+	T_EQ_INT(rec_count("mkfs\n"), 0);
+	/* nothing at all to compare: exit 1 as well */
+	fake("cmp", ": > \"$FX/empty\"; exec /usr/bin/cmp -s -n \"$3\" -i \"$5\" \"$FX/empty\" /dev/zero");
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "\"data_bearing\":true,\"data_reason\":\"non-zero sampled sectors at 0 MiB\""));
+	/* cmp in trouble (exit 2): a failed probe, data-bearing */
+	fake("cmp", "echo 'cmp: /dev/sdb: Input/output error' >&2; exit 2");
+	disk_invalidate(d);
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "\"data_bearing\":true,\"data_reason\":\"probe failed: sample exit_status\""));
 	rec_clear();
 	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
 	T_EQ_INT(status, 500);
 	T_EQ_INT(rec_count("mkfs\n"), 0);
-	fake("dd", "exit 0");
+	install_fakes();
+
+	/* the samples sit inside the device: a sparse 100 GiB content fixture
+	 * with one byte set in the middle MiB is found there; one set in a MiB
+	 * no sample covers is not (sampling is a heuristic, signatures are
+	 * probed first) */
+	snprintf(path, sizeof path, "%s/data_dev_sdb", g_fb.fx);
+	f = fopen(path, "w");
+	T_CHECK(f != NULL);
+	if (f) {
+		T_CHECK(ftruncate(fileno(f), 107374182400LL) == 0);
+		T_CHECK(fseeko(f, (off_t)51200 * 1048576 + 4096, SEEK_SET) == 0);
+		T_CHECK(fputc(0x5a, f) == 0x5a);
+		T_CHECK(fclose(f) == 0);
+	}
+	disk_invalidate(d);
+	rec_clear();
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "\"backing_device\":\"/dev/sdb\",\"mount_path\":\"\",\"class\":\"slow\","
+					  "\"data_bearing\":true,\"data_reason\":\"non-zero sampled sectors at 51200 MiB\""));
+	T_EQ_INT(rec_count("cmp\n-s\n-n\n1M\n-i\n0M:0\n/dev/sdb\n/dev/zero\n--\n"), 1);
+	T_EQ_INT(rec_count("cmp\n-s\n-n\n1M\n-i\n25600M:0\n/dev/sdb\n/dev/zero\n--\n"), 1);
+	T_EQ_INT(rec_count("cmp\n-s\n-n\n1M\n-i\n51200M:0\n/dev/sdb\n/dev/zero\n--\n"), 1);
+	T_EQ_INT(rec_count("/dev/sdb\n/dev/zero\n"), 3); /* found: the last MiB is not read */
+	f = fopen(path, "w");
+	T_CHECK(f != NULL);
+	if (f) {
+		T_CHECK(ftruncate(fileno(f), 107374182400LL) == 0);
+		T_CHECK(fseeko(f, (off_t)51201 * 1048576, SEEK_SET) == 0);
+		T_CHECK(fputc(0x5a, f) == 0x5a);
+		T_CHECK(fclose(f) == 0);
+	}
 	disk_invalidate(d);
 	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
-	T_CHECK(contains(buf_str(&data), "\"data_bearing\":true,\"data_reason\":\"probe failed: read 0 of 1048576 "
-					  "bytes at 0 MiB\""));
-	T_OK(disk_format(d, 101, fb, strlen(fb), &status, &data, err, sizeof err));
-	T_EQ_INT(status, 500);
-	T_EQ_INT(rec_count("mkfs\n"), 0);
-	install_fakes();
+	T_CHECK(contains(buf_str(&data), "\"backing_device\":\"/dev/sdb\",\"mount_path\":\"\",\"class\":\"slow\","
+					  "\"data_bearing\":false,\"data_reason\":\"\""));
+	fx_rm("data_dev_sdb");
+
+	/* a device under 1 MiB has no whole MiB to sample: data-bearing, no cmp */
+	xrow(row, sizeof row, "sdt", NULL, "disk", "1048575", "SERT", NULL, NULL, NULL, NULL, NULL);
+	lsblk_fixture_to("lsblk.json", false, row);
+	disk_invalidate(d);
+	rec_clear();
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_EQ_INT(status, 200);
+	T_CHECK(contains(buf_str(&data), "{\"name\":\"sdt\",\"type\":\"disk\",\"state\":\"available\","
+					  "\"backing_device\":\"/dev/sdt\",\"mount_path\":\"\",\"class\":\"slow\","
+					  "\"data_bearing\":true,\"data_reason\":\"smaller than 1 MiB: cannot be sampled\""));
+	T_EQ_INT(rec_count("/dev/sdt\n/dev/zero\n"), 0);
+	/* exactly 1 MiB: one sample */
+	row[0] = '\0';
+	xrow(row, sizeof row, "sdt", NULL, "disk", "1048576", "SERT", NULL, NULL, NULL, NULL, NULL);
+	lsblk_fixture_to("lsblk.json", false, row);
+	disk_invalidate(d);
+	rec_clear();
+	T_OK(disk_list(d, 101, &status, &data, err, sizeof err));
+	T_CHECK(contains(buf_str(&data), "\"backing_device\":\"/dev/sdt\",\"mount_path\":\"\",\"class\":\"slow\","
+					  "\"data_bearing\":false,\"data_reason\":\"\""));
+	T_EQ_INT(rec_count("cmp\n-s\n-n\n1M\n-i\n0M:0\n/dev/sdt\n/dev/zero\n--\n"), 1);
+	T_EQ_INT(rec_count("/dev/sdt\n/dev/zero\n"), 1);
+	lsblk_fixture(false);
 	buf_free(&data);
 	disk_free(d);
 }
@@ -1412,7 +1586,6 @@ T_TEST(t_real_loop_devices)
 	o.priv = &po;
 	o.st = g_st;
 	o.host_id = "host-7f3a";
-	o.unit_stage_dir = g_stage;
 	o.by_id_dir = byid;
 	o.include_loop = true;
 	o.now = fake_now;
@@ -1503,7 +1676,6 @@ int main(void)
 		printf("by-id links below /dev: not available (no writable /dev/shm); mkfs-by-id checks not run\n");
 	}
 	snprintf(g_db, sizeof g_db, "%s/db", g_dir);
-	snprintf(g_stage, sizeof g_stage, "%s/units", g_dir);
 	snprintf(g_sys, sizeof g_sys, "%s/sys", g_dir);
 	if (fakebin_init(&g_fb, g_dir) || mkdir(g_byid, 0755) || mkdir(g_sys, 0755)) {
 		perror("mkdir");
@@ -1529,6 +1701,7 @@ int main(void)
 	g_privo.mode = PRIV_MODE_DIRECT;
 	g_privo.path = g_fb.bin;
 	g_privo.timeout_ms = 10000;
+	g_privo.self_path = g_fb.self;
 	install_fakes();
 
 	T_RUN(t_new_rejects);

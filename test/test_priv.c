@@ -703,61 +703,28 @@ T_TEST(t_disk_commands)
 
 	buf_init(&out, 2 << 20);
 	fake("lsblk", "printf '{\"blockdevices\":[]}'");
-	fake("dd", "printf 'abc'");
 	fake("wipefs", NULL);
 	fake("pct", NULL);
-	fake("install", NULL);
-	fake("systemctl", NULL);
-	fake("rm", NULL);
 	rec_clear();
 	T_OK(priv_lsblk(p, &out, NULL));
 	T_EQ_STR(buf_str(&out), "{\"blockdevices\":[]}");
-	buf_reset(&out);
-	T_OK(priv_read_sample(p, "/dev/sdb", 12345, &out, NULL));
-	T_EQ_STR(buf_str(&out), "abc");
 	T_OK(priv_wipefs_all(p, "/dev/sdb1", NULL));
 	T_OK(priv_pct_delete_mp(p, 101, 7, NULL));
-	T_OK(priv_unit_install(p, "/var/lib/felhom-agent/units/mnt-felhom-ab12.mount",
-			       "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_enable_now(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_disable_now(p, "mnt-felhom-ab12.mount", NULL));
-	T_OK(priv_unit_remove(p, "/mnt/felhom/.units/mnt-felhom-ab12.mount", NULL));
 	snprintf(want, sizeof want,
 		 "%s/lsblk\n--json\n--bytes\n--list\n--output\n" PRIV_LSBLK_COLUMNS "\n--\n"
-		 "%s/dd\nif=/dev/sdb\nbs=1048576\nskip=12345\ncount=1\niflag=fullblock\nstatus=none\n--\n"
 		 "%s/wipefs\n-a\n/dev/sdb1\n--\n"
-		 "%s/pct\nset\n101\n-delete\nmp7\n--\n"
-		 "%s/install\n-D\n-m\n0644\n/var/lib/felhom-agent/units/mnt-felhom-ab12.mount\n"
-		 "/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n"
-		 "%s/systemctl\nenable\n--now\n/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n"
-		 "%s/systemctl\ndisable\n--now\nmnt-felhom-ab12.mount\n--\n"
-		 "%s/rm\n-f\n--\n/mnt/felhom/.units/mnt-felhom-ab12.mount\n--\n",
-		 g_bin, g_bin, g_bin, g_bin, g_bin, g_bin, g_bin, g_bin);
+		 "%s/pct\nset\n101\n-delete\nmp7\n--\n",
+		 g_bin, g_bin, g_bin);
 	got = rec();
 	T_EQ_STR(got, want);
 	free(got);
 
 	/* refused before anything runs */
 	rec_clear();
-	T_ERR(priv_read_sample(p, "/dev/../etc/shadow", 0, &out, NULL), FH_ERR_INVAL);
-	T_ERR(priv_read_sample(p, "/etc/shadow", 0, &out, NULL), FH_ERR_INVAL);
-	T_ERR(priv_read_sample(p, "/dev/sdb", PRIV_SAMPLE_MAX_MIB + 1, &out, NULL), FH_ERR_INVAL);
 	T_ERR(priv_wipefs_all(p, "/dev/sdb --force", NULL), FH_ERR_INVAL);
 	T_ERR(priv_wipefs_all(p, "sdb", NULL), FH_ERR_INVAL);
 	T_ERR(priv_pct_delete_mp(p, 99, 0, NULL), FH_ERR_INVAL);
 	T_ERR(priv_pct_delete_mp(p, 101, 256, NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_install(p, "/var/lib/x/a.mount", "/mnt/felhom/.units/b.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_install(p, "/var/lib/x/a.mount", "/etc/systemd/system/a.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_install(p, "/var/lib/x/a.service", "/mnt/a.service", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_install(p, "/var/lib/x/../a.mount", "/mnt/a.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_enable_now(p, "/etc/systemd/system/a.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_enable_now(p, "/mnt/felhom/.units/-a.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_enable_now(p, "mnt-x.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_disable_now(p, "sshd.service", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_disable_now(p, "/mnt/x.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_disable_now(p, "a.b.mount", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_remove(p, "/etc/passwd", NULL), FH_ERR_INVAL);
-	T_ERR(priv_unit_remove(p, "/mnt/felhom/.units/x.mount/../../y", NULL), FH_ERR_INVAL);
 	T_CHECK(rec_absent());
 	buf_free(&out);
 	priv_free(p);

@@ -264,7 +264,7 @@ static int hub_results(const char *id, char *outcome, size_t olen, char *reason,
 
 struct stack {
 	bool real;
-	char root[300], state[320], db[340], units[340], byid[320], sys[320];
+	char root[300], state[320], db[340], byid[320], sys[320];
 	char dev[64], other[64];              /* the data-bearing device, another one */
 	char name[64], other_name[64];        /* their by-id names */
 	const char *pttype;                   /* the device's partition table */
@@ -333,7 +333,7 @@ static void fake_host(struct stack *s)
 /* Recording wrappers around the real tools (the loop devices). */
 static void real_host(struct stack *s)
 {
-	static const char *const tools[] = { "lsblk", "wipefs", "blkid", "dd", "mkfs", NULL };
+	static const char *const tools[] = { "lsblk", "wipefs", "blkid", "cmp", "mkfs", NULL };
 	static const char *const dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", NULL };
 	size_t i, k;
 
@@ -374,7 +374,6 @@ static int stack_open(struct stack *s, bool real)
 	snprintf(s->root, sizeof(s->root), "%s/stack-%u", g_dir, ++k);
 	snprintf(s->state, sizeof(s->state), "%s/state", s->root);
 	snprintf(s->db, sizeof(s->db), "%s/db", s->state);
-	snprintf(s->units, sizeof(s->units), "%s/units", s->state);
 	snprintf(s->byid, sizeof(s->byid), "%s/by-id", s->root);
 	snprintf(s->sys, sizeof(s->sys), "%s/sys", s->root);
 	if (mkdir(s->root, 0700) || mkdir(s->state, 0700) || mkdir(s->byid, 0755) || mkdir(s->sys, 0755) ||
@@ -415,7 +414,6 @@ static int stack_open(struct stack *s, bool real)
 	dko.pve = &s->pve;
 	dko.st = s->st;
 	dko.host_id = HOST;
-	dko.unit_stage_dir = s->units;
 	dko.by_id_dir = s->byid;
 	dko.include_loop = real;
 	if (!real)
@@ -950,7 +948,7 @@ T_TEST(t_daemon_routes_storage_wipe)
 	T_CHECK(fakebin_script(&fb, "lsblk", "exit 1") == 0);
 	T_CHECK(fakebin_script(&fb, "wipefs", "exit 1") == 0);
 	T_CHECK(fakebin_script(&fb, "blkid", "exit 2") == 0);
-	T_CHECK(fakebin_script(&fb, "dd", "exit 1") == 0);
+	T_CHECK(fakebin_script(&fb, "cmp", "exit 2") == 0);
 	T_CHECK(fakebin_script(&fb, "mkfs", "exit 1") == 0);
 	T_CHECK(t_write_file(keyf, H.key, 0600) == 0);
 	snprintf(cfgtxt, sizeof(cfgtxt),
