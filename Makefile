@@ -18,7 +18,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0
 
 DEB_PKGS := build-essential make pkg-config ragel libcurl4-openssl-dev libwolfssl-dev \
             liblmdb-dev libyajl-dev python3 openssl ca-certificates binutils git \
-            openssh-client systemd sudo
+            openssh-client systemd sudo curl e2fsprogs util-linux mount diffutils
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wmissing-declarations -Wformat=2 -Wformat-security -Wvla -Wwrite-strings \
