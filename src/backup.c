@@ -297,10 +297,42 @@ static bool live_vmid(const struct backup *b, int vmid)
 	return false;
 }
 
+/* Walks the records in t: those of guests not in sorted[0..n) and without
+ * a live job are counted in *gone and, with del, deleted. 0 or the store's
+ * error. */
+static int scan_gone(struct backup *b, struct store_txn *t, const int *sorted, size_t n, bool del, unsigned *gone)
+{
+	unsigned char from[4] = { 0, 0, 0, 0 };
+	int r;
+
+	for (;;) {
+		const void *k, *v;
+		size_t kl, vl;
+		uint32_t vm;
+		int key;
+
+		r = store_seek(t, STORE_DB_BACKUP, from, sizeof(from), &k, &kl, &v, &vl);
+		if (r)
+			return r == FH_ERR_NOT_FOUND ? 0 : r;
+		if (kl != 4)
+			return FH_ERR_DECODE;
+		memcpy(from, k, 4);
+		vm = ((uint32_t)from[0] << 24) | ((uint32_t)from[1] << 16) | ((uint32_t)from[2] << 8) | from[3];
+		key = (int)vm;
+		if (!bsearch(&key, sorted, n, sizeof(*sorted), cmp_int) && !live_vmid(b, key)) {
+			if (del && (r = store_del(t, STORE_DB_BACKUP, from, sizeof(from))) != 0)
+				return r;
+			(*gone)++;
+		}
+		if (vm == UINT32_MAX)
+			return 0;
+		vmid_key((int)(vm + 1), from);
+	}
+}
+
 int backup_note_present(struct backup *b, const int *vmids, size_t n, unsigned *forgotten)
 {
 	struct store_txn *t = NULL;
-	unsigned char from[4] = { 0, 0, 0, 0 };
 	unsigned gone = 0;
 	int *sorted, r;
 
@@ -314,38 +346,23 @@ int backup_note_present(struct backup *b, const int *vmids, size_t n, unsigned *
 	memcpy(sorted, vmids, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), cmp_int);
 	pthread_mutex_lock(&b->mu);
-	r = store_txn_begin(b->st, true, &t);
-	while (!r) {
-		const void *k, *v;
-		size_t kl, vl;
-		uint32_t vm;
-		int key;
-
-		r = store_seek(t, STORE_DB_BACKUP, from, sizeof(from), &k, &kl, &v, &vl);
-		if (r)
-			break;
-		if (kl != 4) {
-			r = FH_ERR_DECODE;
-			break;
-		}
-		memcpy(from, k, 4);
-		vm = ((uint32_t)from[0] << 24) | ((uint32_t)from[1] << 16) | ((uint32_t)from[2] << 8) | from[3];
-		key = (int)vm;
-		if (!bsearch(&key, sorted, n, sizeof(*sorted), cmp_int) && !live_vmid(b, key)) {
-			r = store_del(t, STORE_DB_BACKUP, from, sizeof(from));
-			if (r)
-				break;
-			gone++;
-		}
-		if (vm == UINT32_MAX)
-			break;
-		vm++;
-		vmid_key((int)vm, from);
-	}
-	if (r == FH_ERR_NOT_FOUND || (r == 0 && t))
-		r = t ? store_txn_commit(t) : r;
-	else if (t)
+	/* a read first: the common case (nobody gone) writes and syncs nothing */
+	r = store_txn_begin(b->st, false, &t);
+	if (!r) {
+		r = scan_gone(b, t, sorted, n, false, &gone);
 		store_txn_abort(t);
+	}
+	if (!r && gone) {
+		gone = 0;
+		r = store_txn_begin(b->st, true, &t);
+		if (!r) {
+			r = scan_gone(b, t, sorted, n, true, &gone);
+			if (r)
+				store_txn_abort(t);
+			else
+				r = store_txn_commit(t);
+		}
+	}
 	pthread_mutex_unlock(&b->mu);
 	free(sorted);
 	if (!r && forgotten)

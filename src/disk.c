@@ -1191,8 +1191,10 @@ static void audit_note(struct disk *d, const char *op, int vmid, int status, con
 		a.decision = AUDIT_BENIGN;
 		a.outcome = TASK_OUT_FAILED;
 	}
-	snprintf(reason, sizeof reason, "%d %s%s%s", status, what ? what : "", what && *what && err && *err ? ": " : "",
-		 err ? err : "");
+	/* longer reasons are cut, as the audit log would */
+	if (snprintf(reason, sizeof reason, "%d %s%s%s", status, what ? what : "",
+		     what && *what && err && *err ? ": " : "", err ? err : "") < 0)
+		reason[0] = '\0';
 	a.reason = reason;
 	r = store_txn_begin(d->st, true, &t);
 	if (!r) {
@@ -1495,19 +1497,31 @@ out:
 	return r;
 }
 
-int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
-		char *err, size_t errlen)
+/* One disk change: runs it, hands its reason to the caller and audits the
+ * answer (a format that succeeded is audited as "formatted"). */
+typedef int (*change_fn)(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+			 char *err, size_t errlen, char *what, size_t wl);
+
+static int audited_change(struct disk *d, const char *op, change_fn fn, int vmid, const char *body, size_t n,
+			  int *status, struct buf *data, char *err, size_t errlen)
 {
 	char what[400] = "", e[320] = "";
 	int r;
 
 	if (!d || !status || !data)
 		return FH_ERR_INVAL;
-	r = format_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
+	r = fn(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
 	set_why(err, errlen, "%s", e);
 	if (r == 0)
-		audit_note(d, "disk_format", vmid, *status, what, *status == 200 ? "formatted" : e);
+		audit_note(d, op, vmid, *status, what,
+			   *status == 200 && !strcmp(op, "disk_format") ? "formatted" : e);
 	return r;
+}
+
+int disk_format(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
+		char *err, size_t errlen)
+{
+	return audited_change(d, "disk_format", format_do, vmid, body, n, status, data, err, errlen);
 }
 
 /* --------------------------------------------------------- POST assign */
@@ -1726,16 +1740,7 @@ out:
 int disk_assign(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 		char *err, size_t errlen)
 {
-	char what[400] = "", e[256] = "";
-	int r;
-
-	if (!d || !status || !data)
-		return FH_ERR_INVAL;
-	r = assign_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
-	set_why(err, errlen, "%s", e);
-	if (r == 0)
-		audit_note(d, "disk_assign", vmid, *status, what, e);
-	return r;
+	return audited_change(d, "disk_assign", assign_do, vmid, body, n, status, data, err, errlen);
 }
 
 /* ---------------------------------------------------------- POST eject */
@@ -1896,16 +1901,7 @@ out:
 int disk_eject(struct disk *d, int vmid, const char *body, size_t n, int *status, struct buf *data,
 	       char *err, size_t errlen)
 {
-	char what[400] = "", e[256] = "";
-	int r;
-
-	if (!d || !status || !data)
-		return FH_ERR_INVAL;
-	r = eject_do(d, vmid, body, n, status, data, e, sizeof e, what, sizeof what);
-	set_why(err, errlen, "%s", e);
-	if (r == 0)
-		audit_note(d, "disk_eject", vmid, *status, what, e);
-	return r;
+	return audited_change(d, "disk_eject", eject_do, vmid, body, n, status, data, err, errlen);
 }
 
 /* ----------------------------------------------------------- the wipe */

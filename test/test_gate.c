@@ -21,6 +21,7 @@
 #include "err.h"
 #include "gate.h"
 #include "harness.h"
+#include "sigtest.h"
 #include "idem.h"
 #include "jrnl.h"
 #include "json.h"
@@ -42,38 +43,21 @@ static char *L_OPS, *L_REC, *L_CARL;     /* signer lines */
 
 /* ---------------------------------------------------------------- keys */
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 static void keygen(const char *name, const char *type, const char *bits)
 {
-	char *p = xprintf("%s/%s", g_dir, name);
-	const char *argv[] = { "/usr/bin/ssh-keygen", "-q", "-t", type, "-b", bits, "-N", "", "-C", name, "-f", p, NULL };
-
-	if (t_run_cmd(argv, run_env, NULL, NULL) != 0)
-		abort();
-	free(p);
+	sigtest_keygen(g_dir, name, type, bits);
 }
 
 static char *signer_line(const char *role, const char *id, const char *name)
 {
-	char *p = xprintf("%s/%s.pub", g_dir, name), *s = t_slurp(p, NULL), *sp, *l;
+	char *p = sigtest_xprintf("%s/%s.pub", g_dir, name), *s = t_slurp(p, NULL), *sp, *l;
 
 	if (!s)
 		abort();
 	if ((sp = strchr(s, '\n')) != NULL)
 		*sp = '\0';
-	l = xprintf("%s %s %s", role, id, s);
+	l = sigtest_xprintf("%s %s %s", role, id, s);
 	free(s);
 	free(p);
 	return l;
@@ -81,7 +65,7 @@ static char *signer_line(const char *role, const char *id, const char *name)
 
 static char *fresh_nonce(void)
 {
-	return xprintf("nonce-%08u-%ld-abcdef", ++g_seq, (long)getpid());
+	return sigtest_xprintf("nonce-%08u-%ld-abcdef", ++g_seq, (long)getpid());
 }
 
 /* Canonical blob text for an op. guest 0 = null. params: canonical JSON object text. */
@@ -94,59 +78,19 @@ static char *blob_text(const char *op, const char *host, int64_t guest, const ch
 		snprintf(g, sizeof(g), "%" PRId64, guest);
 	else
 		snprintf(g, sizeof(g), "null");
-	return xprintf("{\"expires_at\":%" PRId64 ",\"guest_id\":%s,\"host_id\":\"%s\",\"issued_at\":%" PRId64
+	return sigtest_xprintf("{\"expires_at\":%" PRId64 ",\"guest_id\":%s,\"host_id\":\"%s\",\"issued_at\":%" PRId64
 		       ",\"key_id\":\"test\",\"nonce\":\"%s\",\"op\":\"%s\",\"params\":%s,\"v\":1}",
 		       expires, g, host, issued, nonce, op, params_json);
 }
 
 static char *sign(const char *key, const char *blob)
 {
-	char *msg = xprintf("%s/msg-%u", g_dir, ++g_seq), *sigp = xprintf("%s.sig", msg);
-	char *kp = xprintf("%s/%s", g_dir, key), *armor;
-	const char *argv[] = { "/usr/bin/ssh-keygen", "-q", "-Y", "sign", "-f", kp, "-n", SIG_NAMESPACE, msg, NULL };
+	char *kp = sigtest_xprintf("%s/%s", g_dir, key), *armor = sigtest_sign(g_dir, kp, blob);
 
-	if (t_write_file(msg, blob, 0600) != 0 || t_run_cmd(argv, run_env, NULL, NULL) != 0)
-		abort();
-	armor = t_slurp(sigp, NULL);
-	if (!armor)
-		abort();
-	unlink(msg);
-	unlink(sigp);
-	free(msg);
-	free(sigp);
 	free(kp);
 	return armor;
 }
 
-static void b64(const char *s, struct buf *o)
-{
-	static const char T[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(s), i;
-
-	for (i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)s[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)s[i + 2];
-		buf_printf(o, "%c%c%c%c", T[v >> 18 & 63], T[v >> 12 & 63], i + 1 < n ? T[v >> 6 & 63] : '=',
-			   i + 2 < n ? T[v & 63] : '=');
-	}
-}
-
-static void json_quote(const char *s, struct buf *o)
-{
-	buf_appendz(o, "\"");
-	for (; *s; s++) {
-		if (*s == '\n')
-			buf_appendz(o, "\\n");
-		else if (*s == '"' || *s == '\\')
-			buf_printf(o, "\\%c", *s);
-		else
-			buf_append(o, s, 1);
-	}
-	buf_appendz(o, "\"");
-}
 
 /* One signed-ops entry (action_json NULL: none). */
 static void op_entry(struct buf *doc, const char *id, const char *blob, const char *armor, const char *action_json)
@@ -154,9 +98,9 @@ static void op_entry(struct buf *doc, const char *id, const char *blob, const ch
 	buf_printf(doc, "%s{\"id\":\"%s\"", doc->len > 8 ? "," : "", id);
 	if (blob) {
 		buf_appendz(doc, ",\"blob_b64\":\"");
-		b64(blob, doc);
+		sigtest_b64(blob, doc);
 		buf_appendz(doc, "\",\"signature\":");
-		json_quote(armor, doc);
+		sigtest_json_quote(armor, doc);
 	}
 	if (action_json)
 		buf_printf(doc, ",\"action\":%s", action_json);
@@ -623,7 +567,7 @@ T_TEST(t_decide_roles_and_binding)
 
 T_TEST(t_fingerprint_matches_ssh_keygen)
 {
-	char fp[128], *pub = xprintf("%s/anna.pub", g_dir), *out = NULL, *nl;
+	char fp[128], *pub = sigtest_xprintf("%s/anna.pub", g_dir), *out = NULL, *nl;
 	const char *argv[] = { "/usr/bin/ssh-keygen", "-l", "-E", "sha256", "-f", pub, NULL };
 
 	T_OK(gate_fingerprint(L_OPS, fp, sizeof(fp)));
@@ -890,7 +834,7 @@ T_TEST(t_signer_rotation)
 
 		buf_init(&p, sizeof(params));
 		buf_appendz(&p, "{\"add\":");
-		json_quote(L_CARL, &p);
+		sigtest_json_quote(L_CARL, &p);
 		buf_printf(&p, ",\"remove\":\"%s\"}", fp_anna);
 		snprintf(params, sizeof(params), "%s", buf_str(&p));
 		buf_free(&p);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sigtest.h"
 #include "hubsim.h"
 #include "json.h"
 #include "sig.h"
@@ -80,83 +81,31 @@ static uint64_t rnd(void)
 	return g_rnd;
 }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 /* ------------------------------------------------------------ signing */
 
 static char *sign(const char *blob)
 {
-	char *msg = xprintf("%s/msg-%u", g_dir, ++g_seq), *sigp = xprintf("%s.sig", msg);
-	char *kp = xprintf("%s/anna", g_dir), *armor;
-	const char *argv[] = { "/usr/bin/ssh-keygen", "-q", "-Y", "sign", "-f", kp, "-n", SIG_NAMESPACE, msg, NULL };
+	char *kp = sigtest_xprintf("%s/anna", g_dir), *armor = sigtest_sign(g_dir, kp, blob);
 
-	if (t_write_file(msg, blob, 0600) != 0 || t_run_cmd(argv, run_env, NULL, NULL) != 0)
-		abort();
-	armor = t_slurp(sigp, NULL);
-	if (!armor)
-		abort();
-	unlink(msg);
-	unlink(sigp);
-	free(msg);
-	free(sigp);
 	free(kp);
 	return armor;
 }
 
-static void b64(const char *s, struct buf *o)
-{
-	static const char T[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(s), i;
-
-	for (i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)(unsigned char)s[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)s[i + 2];
-		buf_printf(o, "%c%c%c%c", T[v >> 18 & 63], T[v >> 12 & 63], i + 1 < n ? T[v >> 6 & 63] : '=',
-			   i + 2 < n ? T[v & 63] : '=');
-	}
-}
-
-static void json_esc(const char *s, struct buf *o)
-{
-	buf_appendz(o, "\"");
-	for (; *s; s++) {
-		if (*s == '\n')
-			buf_appendz(o, "\\n");
-		else if (*s == '"' || *s == '\\')
-			buf_printf(o, "\\%c", *s);
-		else
-			buf_append(o, s, 1);
-	}
-	buf_appendz(o, "\"");
-}
 
 /* A signed op entry for the hub's list. */
 static void signed_entry(struct buf *doc, const char *id, const char *op, int vmid, const char *params)
 {
 	int64_t now = (int64_t)time(NULL);
-	char *blob = xprintf("{\"expires_at\":%" PRId64 ",\"guest_id\":%d,\"host_id\":\"" HOST "\",\"issued_at\":%" PRId64
+	char *blob = sigtest_xprintf("{\"expires_at\":%" PRId64 ",\"guest_id\":%d,\"host_id\":\"" HOST "\",\"issued_at\":%" PRId64
 			     ",\"key_id\":\"anna\",\"nonce\":\"crash-nonce-%u-%ld\",\"op\":\"%s\",\"params\":%s,\"v\":1}",
 			     now + 1800, vmid, now - 10, ++g_seq, (long)getpid(), op, params);
 	char *armor = sign(blob);
 
 	buf_printf(doc, "%s{\"id\":\"%s\",\"blob_b64\":\"", doc->len > 9 ? "," : "", id);
-	b64(blob, doc);
+	sigtest_b64(blob, doc);
 	buf_appendz(doc, "\",\"signature\":");
-	json_esc(armor, doc);
+	sigtest_json_quote(armor, doc);
 	buf_appendz(doc, "}");
 	free(blob);
 	free(armor);
@@ -177,7 +126,7 @@ static void env_set(struct agent *a, const char *name, const char *value)
 {
 	if (a->nenv + 1 >= ENV_MAX)
 		abort();
-	a->env[a->nenv++] = xprintf("%s=%s", name, value);
+	a->env[a->nenv++] = sigtest_xprintf("%s=%s", name, value);
 	a->env[a->nenv] = NULL;
 }
 

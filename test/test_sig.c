@@ -31,6 +31,7 @@
 
 #include "err.h"
 #include "harness.h"
+#include "sigtest.h"
 #include "nonce.h"
 #include "sig.h"
 #include "store.h"
@@ -55,19 +56,6 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 static int run(const char *const argv[])
 {
 	char *out = NULL, *err = NULL;
@@ -83,14 +71,14 @@ static int run(const char *const argv[])
 /* A unique nonce (the op blob grammar wants 16-128 of [A-Za-z0-9+/=_-]). */
 static char *fresh_nonce(void)
 {
-	return xprintf("testnonce-%08u-%lld", ++g_seq, (long long)g_now);
+	return sigtest_xprintf("testnonce-%08u-%lld", ++g_seq, (long long)g_now);
 }
 
 /* Canonical op blob. guest: "null" or a vmid. */
 static char *blob_full(const char *nonce, const char *host, int64_t issued, int64_t expires,
 		       const char *guest, const char *params)
 {
-	return xprintf("{\"expires_at\":%lld,\"guest_id\":%s,\"host_id\":\"%s\",\"issued_at\":%lld,"
+	return sigtest_xprintf("{\"expires_at\":%lld,\"guest_id\":%s,\"host_id\":\"%s\",\"issued_at\":%lld,"
 		       "\"key_id\":\"ops-anna\",\"nonce\":\"%s\",\"op\":\"storage_wipe\",\"params\":%s,\"v\":1}",
 		       (long long)expires, guest, host, (long long)issued, nonce, params);
 }
@@ -108,7 +96,7 @@ static char *blob_ok(void)
 
 static char *keypath(const char *name)
 {
-	return xprintf("%s/%s", g_dir, name);
+	return sigtest_xprintf("%s/%s", g_dir, name);
 }
 
 static void keygen(const char *name, const char *type, const char *bits)
@@ -127,7 +115,7 @@ static void keygen(const char *name, const char *type, const char *bits)
 /* "TYPE BASE64" of NAME.pub. */
 static char *pubkey(const char *name)
 {
-	char *p = xprintf("%s/%s.pub", g_dir, name), *s, *sp;
+	char *p = sigtest_xprintf("%s/%s.pub", g_dir, name), *s, *sp;
 
 	s = t_slurp(p, NULL);
 	if (!s)
@@ -143,7 +131,7 @@ static char *pubkey(const char *name)
 
 static char *signer_line(const char *role, const char *id, const char *name)
 {
-	char *pk = pubkey(name), *l = xprintf("%s %s %s comment for %s", role, id, pk, id);
+	char *pk = pubkey(name), *l = sigtest_xprintf("%s %s %s comment for %s", role, id, pk, id);
 
 	free(pk);
 	return l;
@@ -152,8 +140,8 @@ static char *signer_line(const char *role, const char *id, const char *name)
 /* ssh-keygen -Y sign over blob; hashalg/ns NULL for the defaults. */
 static char *ssh_sign(const char *key, const char *blob, const char *hashalg, const char *ns)
 {
-	char *msg = xprintf("%s/msg-%u", g_dir, ++g_seq), *sigp = xprintf("%s.sig", msg);
-	char *kp = keypath(key), *opt = xprintf("hashalg=%s", hashalg ? hashalg : "sha512"), *armor;
+	char *msg = sigtest_xprintf("%s/msg-%u", g_dir, ++g_seq), *sigp = sigtest_xprintf("%s.sig", msg);
+	char *kp = keypath(key), *opt = sigtest_xprintf("hashalg=%s", hashalg ? hashalg : "sha512"), *armor;
 	const char *argv[] = { "/usr/bin/ssh-keygen", "-Y", "sign", "-f", kp, "-n", ns ? ns : SIG_NAMESPACE,
 			       "-O", opt, msg, NULL };
 
@@ -481,7 +469,7 @@ static char *b64(const uint8_t *p, size_t n)
 
 static char *line_for(const char *role, const char *id, const struct wb *k, const char *type)
 {
-	char *b = b64(k->b, k->n), *l = xprintf("%s %s %s %s", role, id, type, b);
+	char *b = b64(k->b, k->n), *l = sigtest_xprintf("%s %s %s %s", role, id, type, b);
 
 	free(b);
 	return l;
@@ -680,7 +668,7 @@ static void teardown(void)
 
 static struct store *open_store(const char *name)
 {
-	char *dir = xprintf("%s/%s", g_dir, name);
+	char *dir = sigtest_xprintf("%s/%s", g_dir, name);
 	struct store_opts o = { dir, 0, 0 };
 	struct store *st = NULL;
 
@@ -760,7 +748,7 @@ static char *replace(const char *s, const char *from, const char *to)
 
 	if (!p)
 		abort();
-	return xprintf("%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
+	return sigtest_xprintf("%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
 }
 
 T_TEST(t_armor_accepts)
@@ -799,7 +787,7 @@ T_TEST(t_armor_accepts)
 	v[strlen(v) - 1] = '\0';        /* no newline after the footer */
 	T_OK(dearmor(v, strlen(v), &o));
 	free(v);
-	v = xprintf("%s \t\r\n\n", a);  /* whitespace after the footer */
+	v = sigtest_xprintf("%s \t\r\n\n", a);  /* whitespace after the footer */
 	T_OK(dearmor(v, strlen(v), &o));
 	free(v);
 
@@ -845,10 +833,10 @@ T_TEST(t_armor_rejects)
 		free(v);
 	}
 	/* bytes after the footer; a second signature after the first */
-	v = xprintf("%sx\n", a);
+	v = sigtest_xprintf("%sx\n", a);
 	T_ERR(dearmor(v, strlen(v), &o), FH_ERR_SIG_MALFORMED);
 	free(v);
-	v = xprintf("%s%s", a, a);
+	v = sigtest_xprintf("%s%s", a, a);
 	T_ERR(dearmor(v, strlen(v), &o), FH_ERR_SIG_MALFORMED);
 	free(v);
 	/* URL-safe alphabet, a NUL, a stray '=' inside the body */
@@ -918,7 +906,7 @@ T_TEST(t_armor_padding)
 
 	buf_init(&o, SIG_BLOB_MAX);
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *v = xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", cases[i].body);
+		char *v = sigtest_xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", cases[i].body);
 		int r = dearmor(v, strlen(v), &o);
 
 		if ((r == 0) != cases[i].ok)
@@ -1161,7 +1149,7 @@ T_TEST(t_pubkey_rejects)
 		if (sp2)
 			*sp2 = '\0';
 		/* decode the base64 through an armor wrapper */
-		line = xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", cs + 33);
+		line = sigtest_xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", cs + 33);
 		buf_init(&raw, SIG_BLOB_MAX);
 		T_OK(sig_dearmor(line, strlen(line), &raw, NULL, NULL, 0));
 		cb = (uint8_t *)raw.data;
@@ -1170,12 +1158,12 @@ T_TEST(t_pubkey_rejects)
 		MUT(set_field(&m->key, cb, cbl), FH_ERR_SIG_UNKNOWN_SIGNER);
 		/* and as a signer line: a configuration error naming the line */
 		free(line);
-		line = xprintf("operational cert ssh-ed25519-cert-v01@openssh.com %s", cs + 33);
+		line = sigtest_xprintf("operational cert ssh-ed25519-cert-v01@openssh.com %s", cs + 33);
 		lines[0] = line;
 		T_ERR(sig_verifier_new(&c, &v, err, sizeof err), FH_ERR_CONFIG);
 		T_CHECK(strstr(err, "authz.signers[0]") != NULL);
 		free(line);
-		line = xprintf("operational cert ssh-ed25519 %s", cs + 33);
+		line = sigtest_xprintf("operational cert ssh-ed25519 %s", cs + 33);
 		lines[0] = line;
 		T_ERR(sig_verifier_new(&c, &v, err, sizeof err), FH_ERR_CONFIG);
 		T_CHECK(v == NULL);
@@ -1242,7 +1230,7 @@ T_TEST(t_allow_list)
 	T_ERR(check(b, a), FH_ERR_SIG_UNKNOWN_SIGNER);
 	T_CHECK(strstr(g_why, "SHA256:") != NULL);
 	/* the key id is not what is matched: "ops-ed" names another key */
-	line = xprintf("operational ops-ed %s", pk2);
+	line = sigtest_xprintf("operational ops-ed %s", pk2);
 	lines[0] = line;
 	v = verifier_from(lines, 1, NULL);
 	T_CHECK(v != NULL);
@@ -1251,7 +1239,7 @@ T_TEST(t_allow_list)
 	sig_verifier_free(v);
 	free(line);
 	/* listed: accepted */
-	line = xprintf("operational someone %s", pk);
+	line = sigtest_xprintf("operational someone %s", pk);
 	lines[0] = line;
 	v = verifier_from(lines, 1, NULL);
 	T_OK(sig_check(v, (const uint8_t *)b, strlen(b), a, strlen(a), g_now, &out, NULL, 0));
@@ -1315,7 +1303,7 @@ T_TEST(t_tampered_blob_writes_no_nonce)
 T_TEST(t_reserialized_blob)
 {
 	char *b = blob_ok(), *a = ssh_sign("p256", b, NULL, NULL);
-	char *spaced = replace(b, "\"op\":", "\"op\": "), *crlf = xprintf("%s\n", b);
+	char *spaced = replace(b, "\"op\":", "\"op\": "), *crlf = sigtest_xprintf("%s\n", b);
 	char *reordered, *p;
 
 	T_OK(check(b, a));
@@ -1324,7 +1312,7 @@ T_TEST(t_reserialized_blob)
 	/* "v":1 moved to the front: same document, non-canonical order */
 	p = xstrdup(b);
 	p[strlen(p) - 7] = '\0';        /* drop ,"v":1} */
-	reordered = xprintf("{\"v\":1,%s}", p + 1);
+	reordered = sigtest_xprintf("{\"v\":1,%s}", p + 1);
 	T_ERR(check(reordered, a), FH_ERR_SIG_BAD_SIGNATURE);
 	free(p);
 	free(reordered);
@@ -1864,13 +1852,13 @@ T_TEST(t_signer_lines)
 
 	T_CHECK(ktype_b64 != NULL);
 	/* good: tabs, comments with spaces */
-	l[0] = xprintf("operational\tk.1_@x-y\t%s\tmy laptop key  (2026)", pk);
+	l[0] = sigtest_xprintf("operational\tk.1_@x-y\t%s\tmy laptop key  (2026)", pk);
 	T_OK(new_err((const char *const *)l, 1, NULL, err, sizeof err));
 	free(l[0]);
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int r;
 
-		l[0] = xprintf("%s%s", bad[i], pk);
+		l[0] = sigtest_xprintf("%s%s", bad[i], pk);
 		r = new_err((const char *const *)l, 1, NULL, err, sizeof err);
 		T_EQ_INT(r, FH_ERR_CONFIG);
 		if (!strstr(err, "authz.signers[0]"))
@@ -1878,26 +1866,26 @@ T_TEST(t_signer_lines)
 		free(l[0]);
 	}
 	/* KEYTYPE must be the blob's */
-	l[0] = xprintf("operational k1 ecdsa-sha2-nistp384%s", ktype_b64);
+	l[0] = sigtest_xprintf("operational k1 ecdsa-sha2-nistp384%s", ktype_b64);
 	T_ERR(new_err((const char *const *)l, 1, NULL, err, sizeof err), FH_ERR_CONFIG);
 	T_CHECK(strstr(err, "does not match") != NULL);
 	free(l[0]);
-	l[0] = xprintf("operational k1 ssh-ed25519%s", ktype_b64);
+	l[0] = sigtest_xprintf("operational k1 ssh-ed25519%s", ktype_b64);
 	T_ERR(new_err((const char *const *)l, 1, NULL, err, sizeof err), FH_ERR_CONFIG);
 	free(l[0]);
 	/* bad base64 */
-	l[0] = xprintf("operational k1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI");
+	l[0] = sigtest_xprintf("operational k1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI");
 	T_ERR(new_err((const char *const *)l, 1, NULL, err, sizeof err), FH_ERR_CONFIG);
 	T_CHECK(strstr(err, "base64") != NULL);
 	free(l[0]);
 	/* a control byte */
-	l[0] = xprintf("operational k1 %s\x01", pk);
+	l[0] = sigtest_xprintf("operational k1 %s\x01", pk);
 	T_ERR(new_err((const char *const *)l, 1, NULL, err, sizeof err), FH_ERR_CONFIG);
 	free(l[0]);
 	/* duplicates: same key twice, same id twice; the second line is named */
-	l[0] = xprintf("operational k1 %s", pk);
-	l[1] = xprintf("recovery k2 %s", pp);
-	l[2] = xprintf("recovery k3 %s", pk);
+	l[0] = sigtest_xprintf("operational k1 %s", pk);
+	l[1] = sigtest_xprintf("recovery k2 %s", pp);
+	l[2] = sigtest_xprintf("recovery k3 %s", pk);
 	T_OK(new_err((const char *const *)l, 2, NULL, err, sizeof err));
 	T_ERR(new_err((const char *const *)l, 3, NULL, err, sizeof err), FH_ERR_CONFIG);
 	T_CHECK(strstr(err, "authz.signers[2]") && strstr(err, "authz.signers[0]"));
@@ -1905,7 +1893,7 @@ T_TEST(t_signer_lines)
 	{
 		char *p3 = pubkey("p384");
 
-		l[2] = xprintf("recovery k1 %s", p3);
+		l[2] = sigtest_xprintf("recovery k1 %s", p3);
 		free(p3);
 	}
 	T_ERR(new_err((const char *const *)l, 3, NULL, err, sizeof err), FH_ERR_CONFIG);
@@ -1927,7 +1915,7 @@ T_TEST(t_signer_lines)
 	/* off-curve and compressed ECDSA points */
 	{
 		struct buf raw;
-		char *arm = xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", ktype_b64 + 1);
+		char *arm = sigtest_xprintf("-----BEGIN SSH SIGNATURE-----\n%s\n-----END SSH SIGNATURE-----\n", ktype_b64 + 1);
 		struct wb k;
 
 		buf_init(&raw, SIG_BLOB_MAX);
@@ -1971,8 +1959,8 @@ T_TEST(t_signer_lines)
 
 T_TEST(t_signers_file)
 {
-	char *pk = pubkey("ed25519"), *pr = pubkey("rsa2048"), *path = xprintf("%s/signers", g_dir), err[300];
-	char *text = xprintf("# felhom signers\n\n   # indented comment\noperational f-ed %s laptop\r\n"
+	char *pk = pubkey("ed25519"), *pr = pubkey("rsa2048"), *path = sigtest_xprintf("%s/signers", g_dir), err[300];
+	char *text = sigtest_xprintf("# felhom signers\n\n   # indented comment\noperational f-ed %s laptop\r\n"
 			     "\t\nrecovery f-rsa %s\n", pk, pr);
 	char *b = blob_ok(), *a = ssh_sign("rsa2048", b, NULL, NULL);
 	const char *lines[1];
@@ -1992,18 +1980,18 @@ T_TEST(t_signers_file)
 	v = NULL;
 	/* errors name FILE:LINE */
 	free(text);
-	text = xprintf("# ok\noperational f-ed %s\n\noperational f-2 ssh-ed25519 AAAA\n", pk);
+	text = sigtest_xprintf("# ok\noperational f-ed %s\n\noperational f-2 ssh-ed25519 AAAA\n", pk);
 	T_EQ_INT(t_write_file(path, text, 0644), 0);
 	T_ERR(sig_verifier_new(&c, &v, err, sizeof err), FH_ERR_CONFIG);
 	{
-		char *want = xprintf("%s:4", path);
+		char *want = sigtest_xprintf("%s:4", path);
 
 		T_CHECK(strstr(err, want) != NULL);
 		free(want);
 	}
 	/* a key in both config and file */
 	free(text);
-	text = xprintf("operational again %s\n", strchr(line, ' ') ? strchr(strchr(line, ' ') + 1, ' ') + 1 : "");
+	text = sigtest_xprintf("operational again %s\n", strchr(line, ' ') ? strchr(strchr(line, ' ') + 1, ' ') + 1 : "");
 	T_EQ_INT(t_write_file(path, text, 0644), 0);
 	T_ERR(sig_verifier_new(&c, &v, err, sizeof err), FH_ERR_CONFIG);
 	T_CHECK(strstr(err, "same key") != NULL);
